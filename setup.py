@@ -1,0 +1,29 @@
+"""attention-zoo: a Keras 3 / TensorFlow model zoo built around reusable attention layers."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="attention-zoo",
+    version="0.1.0",
+    description="Attention models that train, export, serve and fine-tune on Keras 3.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["zoo", "zoo.*"]),
+    install_requires=[
+        # tensorflow-text pins the TensorFlow minor version; keep them in step
+        # (KERAS3-NOTES: never tensorflow-cpu beside tensorflow-text).
+        "tensorflow==2.21.*",
+        "tensorflow-text==2.21.*",
+        "keras>=3.15",
+        "pyyaml>=6",
+        "pillow>=10",
+        # sacreBLEU is the reference implementation of BLEU/chrF that papers
+        # report; writing our own would make our figures incomparable.
+        "sacrebleu>=2.4",
+        # matplotlib draws the attention heatmaps and image overlays.
+        "matplotlib>=3.8",
+    ],
+    extras_require={"test": ["pytest>=8", "ruff>=0.6"]},
+    entry_points={"console_scripts": ["zoo=zoo.cli:main"]},
+)

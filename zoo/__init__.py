@@ -1,0 +1,23 @@
+"""attention-zoo: Keras 3 attention models that train, export, serve and fine-tune.
+
+    import zoo
+    model = zoo.load("saved_models/translation")
+    result = model.translate("the old dog saw a cat .")
+    zoo.plot_attention(result, "attention.png")
+"""
+
+__version__ = "0.1.0"
+
+
+def load(path, version=None):
+    """Loads an exported model (see `zoo.hub.load`)."""
+    from zoo.hub import load as _load
+
+    return _load(path, version)
+
+
+def plot_attention(result, path=None, **kwargs):
+    """Draws a result's attention (see `zoo.hub.plot_attention`)."""
+    from zoo.hub import plot_attention as _plot
+
+    return _plot(result, path, **kwargs)
