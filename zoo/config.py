@@ -1,0 +1,1054 @@
+"""Recipes: the YAML files that say what to train, and the schema that checks them.
+
+A recipe is resolved in one fixed order: library defaults < task defaults <
+the YAML file < ``--set a.b=value`` overrides. The result is a plain nested
+dict with every default filled in, so the rest of the zoo never looks a key
+up with ``.get(key, default)``.
+
+Everything is checked before any work starts: unknown keys (with a
+did-you-mean), types, ranges, choices, files that must exist and cross-field
+rules. Every error names the file (or the override) and the key path::
+
+    RecipeError: recipes/x.yaml: model.encoder.units: expected a positive integer, got 'big'
+
+The schema engine is small and declarative: a `Field` per setting, a
+`Section` (or a plain dict of fields) per group of settings, with an optional
+``validate(section, path)`` hook for rules that span several fields. Tasks
+register their schema with `register_task_schema`; the translation schema is
+registered here.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+import tempfile
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "REQUIRED",
+    "Check",
+    "Field",
+    "RecipeError",
+    "Section",
+    "apply_overrides",
+    "at_least",
+    "default_recipe",
+    "dump_recipe",
+    "get_schema",
+    "in_range",
+    "increasing",
+    "load_recipe",
+    "non_negative",
+    "parse_override_value",
+    "positive",
+    "register_task_schema",
+    "registered_tasks",
+    "resolve_recipe",
+    "save_recipe",
+]
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used, with where the problem is and what was expected.
+
+    Attributes:
+        problems: list of ``(source, key, problem)``; more than one when
+            validation found several independent mistakes.
+    """
+
+    def __init__(self, problem: str, *, key: str | None = None, source: str | None = None):
+        self.problems = [(source, key, problem)]
+        super().__init__(problem)
+
+    @classmethod
+    def _from_problems(cls, problems: list[tuple[str | None, str | None, str]]) -> RecipeError:
+        error = cls(problems[0][2], key=problems[0][1], source=problems[0][0])
+        error.problems = list(problems)
+        return error
+
+    def _with_default_source(self, source: str) -> RecipeError:
+        problems = [(s or source, k, p) for s, k, p in self.problems]
+        return RecipeError._from_problems(problems)
+
+    @property
+    def key(self) -> str | None:
+        return self.problems[0][1]
+
+    @property
+    def source(self) -> str | None:
+        return self.problems[0][0]
+
+    def __str__(self) -> str:
+        if len(self.problems) == 1:
+            return ": ".join(part for part in self.problems[0] if part)
+        sources = {source for source, _, _ in self.problems}
+        if len(sources) == 1 and None not in sources:
+            header = f"{sources.pop()}: {len(self.problems)} problems:"
+            lines = [": ".join(p for p in (key, text) if p) for _, key, text in self.problems]
+        else:
+            header = f"{len(self.problems)} problems:"
+            lines = [": ".join(p for p in problem if p) for problem in self.problems]
+        return header + "\n  " + "\n  ".join(lines)
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+# PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent:
+# `learning_rate: 1e-3` would load as the string '1e-3'. Recipes are written
+# by people, so accept the spellings every other tool accepts.
+_FLOAT_PATTERN = re.compile(
+    r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$",
+)
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """Safe YAML loader that reads 1e-3 as a float and refuses duplicate keys."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, typing.Hashable) and key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {seen[key] + 1})",
+                    mark,
+                )
+            if isinstance(key, typing.Hashable):
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+class _RecipeDumper(yaml.SafeDumper):
+    """Safe YAML dumper: lists inline, strings that look like 1e-3 quoted."""
+
+    def represent_list(self, data):
+        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+
+
+for _cls in (_RecipeLoader, _RecipeDumper):
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_PATTERN, list("-+0123456789."))
+_RecipeDumper.add_representer(list, _RecipeDumper.represent_list)
+_RecipeDumper.add_representer(tuple, _RecipeDumper.represent_list)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_RecipeLoader)
+
+
+def _yaml_error_text(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error)
+    if mark is not None:
+        return f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return f"invalid YAML: {problem}"
+
+
+# --------------------------------------------------------------------------- schema
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+"""Default of a `Field` that the recipe must set."""
+
+
+class Check:
+    """A constraint on a value beyond its type, with the words that describe it.
+
+    Args:
+        predicate: ``value -> bool``; called only on values of the right type.
+        expected: what a valid value is, as it reads after "expected";
+            ``{noun}`` / ``{a_noun}`` are replaced by the field type's name
+            ("integer" / "an integer", "number" / "a number"); ``{items}``
+            by the plural of a list's item type ("integers").
+    """
+
+    def __init__(self, predicate: Callable[[Any], bool], expected: str):
+        self.predicate = predicate
+        self.expected = expected
+
+    def __call__(self, value: Any) -> bool:
+        return bool(self.predicate(value))
+
+    def describe(self, type_: Any) -> str:
+        noun = _type_noun(type_)
+        (item,) = typing.get_args(type_)[:1] or (Any,)
+        items = "numbers" if item is Any else _type_noun(item, plural=True)
+        return self.expected.format(noun=noun, a_noun=_with_article(noun), items=items)
+
+    def __repr__(self) -> str:
+        return f"Check({self.expected!r})"
+
+
+def positive() -> Check:
+    """Greater than zero: "a positive integer" / "a positive number"."""
+    return Check(lambda v: v > 0, "a positive {noun}")
+
+
+def non_negative() -> Check:
+    """Zero or more."""
+    return Check(lambda v: v >= 0, "a non-negative {noun}")
+
+
+def at_least(minimum: float) -> Check:
+    """``value >= minimum``."""
+    return Check(lambda v: v >= minimum, f"{{a_noun}} >= {minimum}")
+
+
+def in_range(low: float, high: float) -> Check:
+    """``low <= value < high`` (half open, like dropout and label smoothing)."""
+    return Check(lambda v: low <= v < high, f"{{a_noun}} in [{low}, {high})")
+
+
+def increasing() -> Check:
+    """A non-empty list of strictly increasing positive numbers (bucket boundaries)."""
+    return Check(
+        lambda v: len(v) > 0 and v[0] > 0 and all(a < b for a, b in zip(v, v[1:], strict=False)),
+        "a non-empty list of increasing positive {items}",
+    )
+
+
+_PATH_KINDS = ("file", "dir", "any")
+
+
+class Field:
+    """One setting of a recipe.
+
+    Args:
+        type: ``int`` (bools rejected), ``float`` (ints accepted and
+            converted), ``str``, ``bool``, ``list[X]`` or a union such as
+            ``int | list[int]``.
+        default: the value when the recipe does not set it, or `REQUIRED`.
+        choices: allowed values (for strings: the "choice among" type).
+        check: a `Check` (bounds, ordering) applied after the type check.
+        doc: one line for humans (shown by ``zoo`` help, kept in the schema).
+        path_must_exist: the value, when not null, names a path that must
+            exist: ``True`` or ``"file"`` for a file, ``"dir"`` for a folder,
+            ``"any"`` for either. Relative paths are resolved against the
+            current working directory and returned absolute.
+        nullable: whether ``null`` is allowed; by default, exactly when the
+            default is ``None``.
+    """
+
+    def __init__(
+        self,
+        type: Any,
+        default: Any = REQUIRED,
+        *,
+        choices: Iterable[Any] | None = None,
+        check: Check | None = None,
+        doc: str = "",
+        path_must_exist: bool | str = False,
+        nullable: bool | None = None,
+    ):
+        if path_must_exist is True:
+            path_must_exist = "file"
+        if path_must_exist and path_must_exist not in _PATH_KINDS:
+            raise ValueError(
+                f"path_must_exist must be a bool or one of {_PATH_KINDS}. "
+                f"Received: path_must_exist={path_must_exist!r}"
+            )
+        self.type = type
+        self.default = default
+        self.choices = tuple(choices) if choices is not None else None
+        self.check = check
+        self.doc = doc
+        self.path_must_exist = path_must_exist or None
+        self.nullable = (default is None) if nullable is None else nullable
+
+    def expected(self) -> str:
+        """What a valid value is, as it reads after "expected"."""
+        if self.choices is not None:
+            text = "one of " + ", ".join(_show(c) for c in self.choices)
+        elif self.check is not None:
+            text = self.check.describe(self.type)
+        elif self.path_must_exist:
+            text = "a path to an existing " + {"file": "file", "dir": "folder"}.get(
+                self.path_must_exist, "file or folder"
+            )
+        else:
+            text = _with_article(_type_noun(self.type))
+        return f"{text} or null" if self.nullable else text
+
+    def accepts_string(self) -> bool:
+        return _accepts_string(self.type)
+
+    def validate(self, value: Any, key: str) -> Any:
+        """The value converted to its type (float, absolute path), or `RecipeError`."""
+        if value is None:
+            if self.nullable:
+                return None
+            raise RecipeError(f"expected {self.expected()}, got null", key=key)
+        ok, converted = _match_type(self.type, value)
+        if not ok:
+            raise RecipeError(f"expected {self.expected()}, got {_show(value)}", key=key)
+        if self.choices is not None and converted not in self.choices:
+            hint = _did_you_mean(converted, self.choices) if isinstance(converted, str) else ""
+            raise RecipeError(f"expected {self.expected()}, got {_show(value)}{hint}", key=key)
+        if self.check is not None and not self.check(converted):
+            raise RecipeError(f"expected {self.expected()}, got {_show(value)}", key=key)
+        if self.path_must_exist:
+            converted = _existing_path(converted, self.path_must_exist, key)
+        return converted
+
+    def __repr__(self) -> str:
+        return f"Field({_type_noun(self.type)}, default={self.default!r})"
+
+
+class Section:
+    """A group of settings: a mapping of names to `Field` or nested sections.
+
+    Args:
+        fields: name -> `Field`, `Section` or a plain dict (a section).
+        validate: optional ``validate(section, path)`` hook for rules that span
+            fields; it gets the section with every default filled in and the
+            section's dotted path ("" at the top), and raises `RecipeError`
+            with ``key=`` the full path of the offending setting.
+        doc: one line for humans.
+    """
+
+    def __init__(
+        self,
+        fields: Mapping[str, Any],
+        *,
+        validate: Callable[[dict, str], None] | None = None,
+        doc: str = "",
+    ):
+        self.fields = {name: _as_node(node) for name, node in fields.items()}
+        self.validate = validate
+        self.doc = doc
+
+    def defaults(self) -> dict:
+        """Every default of this section (required fields left out)."""
+        result = {}
+        for name, node in self.fields.items():
+            if isinstance(node, Section):
+                result[name] = node.defaults()
+            elif node.default is not REQUIRED:
+                result[name] = copy.deepcopy(node.default)
+        return result
+
+    def __repr__(self) -> str:
+        return f"Section({list(self.fields)})"
+
+
+def _as_node(node: Any) -> Field | Section:
+    if isinstance(node, (Field, Section)):
+        return node
+    if isinstance(node, Mapping):
+        return Section(node)
+    raise TypeError(f"A schema entry must be a Field, a Section or a dict. Received: {node!r}")
+
+
+# --- types
+
+
+def _is_union(type_: Any) -> bool:
+    return typing.get_origin(type_) in (typing.Union, types.UnionType)
+
+
+def _type_noun(type_: Any, plural: bool = False) -> str:
+    if _is_union(type_):
+        members = [m for m in typing.get_args(type_) if m is not type(None)]
+        if plural:
+            return " or ".join(_type_noun(m, plural=True) for m in members)
+        # "integer or a list of integers": the caller adds the first article.
+        first, *rest = members
+        return " or ".join([_type_noun(first), *(_with_article(_type_noun(m)) for m in rest)])
+    if typing.get_origin(type_) is list:
+        (item,) = typing.get_args(type_) or (Any,)
+        inner = "values" if item is Any else _type_noun(item, plural=True)
+        return f"lists of {inner}" if plural else f"list of {inner}"
+    names = {int: "integer", float: "number", str: "string", bool: "boolean", dict: "mapping"}
+    noun = names.get(type_, getattr(type_, "__name__", str(type_)))
+    return noun + "s" if plural else noun
+
+
+def _with_article(noun: str) -> str:
+    return ("an " if noun[:1] in "aeiou" else "a ") + noun
+
+
+def _match_type(type_: Any, value: Any) -> tuple[bool, Any]:
+    if type_ is Any:
+        return True, copy.deepcopy(value)
+    if _is_union(type_):
+        for member in typing.get_args(type_):
+            if member is type(None):
+                continue
+            ok, converted = _match_type(member, value)
+            if ok:
+                return True, converted
+        return False, None
+    if typing.get_origin(type_) is list or type_ is list:
+        if not isinstance(value, (list, tuple)):
+            return False, None
+        (item,) = typing.get_args(type_) or (Any,)
+        converted = []
+        for element in value:
+            ok, element = _match_type(item, element)
+            if not ok:
+                return False, None
+            converted.append(element)
+        return True, converted
+    if type_ is bool:
+        return isinstance(value, bool), value
+    if type_ is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if type_ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        return False, None
+    if type_ is str:
+        return isinstance(value, str), value
+    return isinstance(value, type_), value
+
+
+def _accepts_string(type_: Any) -> bool:
+    if _is_union(type_):
+        return any(_accepts_string(m) for m in typing.get_args(type_))
+    return type_ is str
+
+
+def _existing_path(value: str, kind: str, key: str) -> str:
+    given = os.path.expanduser(value)
+    resolved = os.path.abspath(given)
+    where = resolved if os.path.isabs(given) else f"{value!r} (resolved to {resolved})"
+    if not os.path.exists(resolved):
+        noun = {"file": "file", "dir": "folder"}.get(kind, "path")
+        raise RecipeError(f"{noun} not found: {where}", key=key)
+    if kind == "file" and not os.path.isfile(resolved):
+        raise RecipeError(f"expected a file, got a folder: {where}", key=key)
+    if kind == "dir" and not os.path.isdir(resolved):
+        raise RecipeError(f"expected a folder, got a file: {where}", key=key)
+    return resolved
+
+
+# --- messages
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in YAML, for "got ..." in messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return "a mapping {" + ", ".join(str(k) for k in value) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return repr(value)
+
+
+def _did_you_mean(word: str, candidates: Iterable[Any], prefix: str = "") -> str:
+    strings = [str(c) for c in candidates]
+    matches = difflib.get_close_matches(str(word), strings, n=1, cutoff=0.6)
+    if matches:
+        return f" (did you mean {_join(prefix, matches[0])!r}?)"
+    return ""
+
+
+def _join(path: str, name: Any) -> str:
+    return f"{path}.{name}" if path else str(name)
+
+
+# --- resolution
+
+
+def _leaf_paths(section: Section, path: str = "") -> Iterable[str]:
+    for name, node in section.fields.items():
+        key = _join(path, name)
+        yield key
+        if isinstance(node, Section):
+            yield from _leaf_paths(node, key)
+
+
+def _unknown_key_message(name: Any, section: Section, path: str, root: Section | None) -> str:
+    key = _join(path, name)
+    hint = ""
+    if root is not None:
+        # A key put in the wrong section (`train.beam_size` -> `decode.beam_size`)
+        # is a better guess than a near spelling in this one.
+        elsewhere = [p for p in _leaf_paths(root) if p.rsplit(".", 1)[-1] == str(name)]
+        if elsewhere:
+            hint = f" (did you mean {elsewhere[0]!r}?)"
+    if not hint:
+        hint = _did_you_mean(name, section.fields, prefix=path)
+    if not hint:
+        hint = f" (expected one of: {', '.join(section.fields)})"
+    return f"unknown key {key!r}{hint}"
+
+
+def _resolve_section(
+    section: Section,
+    value: Any,
+    path: str,
+    problems: list[tuple[str | None, str | None, str]],
+    root: Section,
+) -> dict | None:
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        expected = "a mapping of settings (" + ", ".join(section.fields) + ")"
+        problems.append((None, path or None, f"expected {expected}, got {_show(value)}"))
+        return None
+    count = len(problems)
+    for name in value:
+        if name not in section.fields:
+            problems.append((None, None, _unknown_key_message(name, section, path, root)))
+    result = {}
+    for name, node in section.fields.items():
+        key = _join(path, name)
+        if isinstance(node, Section):
+            result[name] = _resolve_section(node, value.get(name), key, problems, root)
+        elif name in value:
+            try:
+                result[name] = node.validate(value[name], key)
+            except RecipeError as error:
+                problems.extend(error.problems)
+        elif node.default is REQUIRED:
+            problems.append((None, key, f"missing required setting ({node.expected()})"))
+        else:
+            result[name] = copy.deepcopy(node.default)
+    if len(problems) > count:
+        return None
+    if section.validate is not None:
+        try:
+            section.validate(result, path)
+        except RecipeError as error:
+            problems.extend(error.problems)
+            return None
+    return result
+
+
+# --------------------------------------------------------------------------- registry
+
+_LIBRARY_SCHEMA = Section(
+    {
+        "task": Field(str, REQUIRED, doc="which task's schema applies"),
+        "name": Field(
+            str,
+            "model",
+            check=Check(
+                lambda v: re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", v) is not None,
+                "a folder name (letters, digits, '.', '_', '-')",
+            ),
+            doc="export name (saved_models/<name>) and run folder name",
+        ),
+        "export": {
+            "dir": Field(str, "saved_models", doc="where versioned exports land"),
+            "version": Field(int, None, check=positive(), doc="export version; null = next free"),
+        },
+        "run": {
+            "dir": Field(str, "runs", doc="checkpoints, TensorBoard logs, resolved recipe"),
+        },
+    }
+)
+
+_TASK_SCHEMAS: dict[str, Section] = {}
+
+
+def _merge_schemas(base: Section, update: Section) -> Section:
+    """Task fields replace library fields; fields first, then sections."""
+    merged: dict[str, Field | Section] = {}
+    for name, node in base.fields.items():
+        if isinstance(node, Field):
+            merged[name] = update.fields.get(name, node)
+    for name, node in update.fields.items():
+        if name in merged:
+            continue
+        previous = base.fields.get(name)
+        if isinstance(node, Section) and isinstance(previous, Section):
+            merged[name] = _merge_schemas(previous, node)
+        else:
+            merged[name] = node
+    for name, node in base.fields.items():
+        merged.setdefault(name, node)
+    hooks = [h for h in (base.validate, update.validate) if h is not None]
+
+    def validate(section: dict, path: str) -> None:
+        for hook in hooks:
+            hook(section, path)
+
+    return Section(merged, validate=validate if hooks else None, doc=update.doc or base.doc)
+
+
+def register_task_schema(task: str, schema: Section | Mapping[str, Any]) -> None:
+    """Register (or replace) the schema of a task's recipes.
+
+    Args:
+        task: the value of the recipe's ``task`` key.
+        schema: a `Section` or dict of fields and sections; merged over the
+            library schema (``task``, ``name``, ``export``, ``run``), its
+            fields replacing the library's where both define one.
+    """
+    if not isinstance(task, str) or not task:
+        raise ValueError(f"A task name must be a non-empty string. Received: task={task!r}")
+    _TASK_SCHEMAS[task] = _merge_schemas(_LIBRARY_SCHEMA, _as_node(schema))
+
+
+def registered_tasks() -> list[str]:
+    """Names of the tasks that have a schema."""
+    return sorted(_TASK_SCHEMAS)
+
+
+def get_schema(task: str) -> Section:
+    """The full schema (library + task) of a task's recipes."""
+    if task not in _TASK_SCHEMAS:
+        raise RecipeError(_task_problem(task), key="task")
+    return _TASK_SCHEMAS[task]
+
+
+def _task_problem(task: Any) -> str:
+    expected = "one of " + ", ".join(repr(t) for t in registered_tasks())
+    hint = _did_you_mean(task, _TASK_SCHEMAS) if isinstance(task, str) else ""
+    return f"expected {expected}, got {_show(task)}{hint}"
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+_NULL_WORDS = ("null", "Null", "NULL", "~", "none", "None", "NONE")
+
+
+def parse_override_value(text: str) -> Any:
+    """A ``--set`` value as YAML: "3" -> 3, "1e-3" -> 0.001, "[1,2]" -> list, "none" -> None."""
+    stripped = text.strip()
+    if stripped in _NULL_WORDS:
+        return None
+    try:
+        return _load_yaml(stripped)
+    except yaml.YAMLError as error:
+        raise RecipeError(f"cannot read the value {text!r}: {_yaml_error_text(error)}") from None
+
+
+def _split_override(override: Any) -> tuple[list[str], str]:
+    example = "expected KEY.PATH=VALUE, e.g. train.epochs=5"
+    if not isinstance(override, str) or "=" not in override:
+        raise RecipeError(f"malformed override {override!r}: {example}")
+    key, value = override.split("=", 1)
+    parts = [part.strip() for part in key.split(".")]
+    if not all(parts):
+        raise RecipeError(f"malformed override {override!r}: {example}")
+    return parts, value
+
+
+def _override_field(schema: Section, parts: list[str]) -> Field | Section:
+    node: Field | Section = schema
+    for depth, name in enumerate(parts):
+        path = ".".join(parts[:depth])
+        if isinstance(node, Field):
+            raise RecipeError(f"{path!r} is a setting, not a section: cannot set {name!r} in it")
+        if name not in node.fields:
+            raise RecipeError(_unknown_key_message(name, node, path, schema))
+        node = node.fields[name]
+    return node
+
+
+def _value_for(field: Field | Section | None, text: str) -> Any:
+    value = parse_override_value(text)
+    if not isinstance(field, Field) or not field.accepts_string():
+        return value
+    # A string setting takes the text as written: `name=no` is 'no', not False,
+    # and `attention.kind=none` is the choice 'none', not null.
+    stripped = text.strip()
+    if stripped in _NULL_WORDS:
+        if field.choices is not None and stripped in field.choices:
+            return stripped
+        return None if field.nullable else stripped
+    return value if isinstance(value, str) else stripped
+
+
+def apply_overrides(recipe: Mapping[str, Any], overrides: Sequence[str]) -> dict:
+    """A copy of ``recipe`` with ``"a.b.c=value"`` overrides applied.
+
+    Values are read as YAML (see `parse_override_value`). When the recipe's
+    task is registered, keys are checked against its schema (unknown keys are
+    reported with a did-you-mean) and string settings keep their text as
+    written. Missing sections are created.
+
+    Raises:
+        RecipeError: a malformed override ("a.b", "=3"), an unknown key, or a
+            key below a setting; the error's source is ``--set <override>``.
+    """
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    result = copy.deepcopy(dict(recipe))
+    parsed = []
+    for override in overrides:
+        try:
+            parsed.append((override, *_split_override(override)))
+        except RecipeError as error:
+            raise error._with_default_source(f"--set {override}") from None
+    task = result.get("task")
+    for _, parts, text in parsed:
+        if parts == ["task"]:
+            task = text.strip()
+    schema = _TASK_SCHEMAS.get(task) if isinstance(task, str) else None
+
+    for override, parts, text in parsed:
+        source = f"--set {override}"
+        try:
+            field = _override_field(schema, parts) if schema is not None else None
+            value = _value_for(field, text)
+            target = result
+            for depth, name in enumerate(parts[:-1]):
+                child = target.get(name)
+                if child is None:
+                    child = target[name] = {}
+                elif not isinstance(child, dict):
+                    path = ".".join(parts[: depth + 1])
+                    raise RecipeError(
+                        f"cannot set {'.'.join(parts)!r}: {path!r} is {_show(child)}, not a section"
+                    )
+                target = child
+            last = parts[-1]
+            if isinstance(value, Mapping) and isinstance(target.get(last), dict):
+                target[last] = _deep_merge(target[last], value)
+            else:
+                target[last] = value
+        except RecipeError as error:
+            raise error._with_default_source(source) from None
+    return result
+
+
+def _deep_merge(base: Mapping, update: Mapping) -> dict:
+    result = copy.deepcopy(dict(base))
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = _deep_merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def resolve_recipe(
+    recipe: Mapping[str, Any], overrides: Sequence[str] = (), *, source: str = "<recipe>"
+) -> dict:
+    """Validate a recipe given as a dict; return it with every default filled in.
+
+    Args:
+        recipe: the user's settings (what the YAML file holds).
+        overrides: ``"a.b.c=value"`` strings, applied after ``recipe``.
+        source: how messages name the recipe (its file name).
+
+    Raises:
+        RecipeError: naming ``source`` (or the override) and the key path.
+    """
+    if not isinstance(recipe, Mapping):
+        raise RecipeError(
+            f"expected a mapping of settings at the top level (like 'task: translation'), "
+            f"got {_show(recipe)}",
+            source=source,
+        )
+    override_keys = {}
+    for override in [overrides] if isinstance(overrides, str) else overrides:
+        if isinstance(override, str) and "=" in override:
+            override_keys[override.split("=", 1)[0].strip()] = f"--set {override}"
+    recipe = apply_overrides(recipe, overrides)
+
+    if "task" not in recipe:
+        tasks = ", ".join(repr(t) for t in registered_tasks())
+        raise RecipeError(f"missing required key 'task' (one of {tasks})", source=source)
+    task = recipe["task"]
+    if not isinstance(task, str) or task not in _TASK_SCHEMAS:
+        raise RecipeError(_task_problem(task), key="task", source=override_keys.get("task", source))
+    schema = _TASK_SCHEMAS[task]
+
+    problems: list[tuple[str | None, str | None, str]] = []
+    resolved = _resolve_section(schema, recipe, "", problems, schema)
+    if problems:
+        raise RecipeError._from_problems(
+            [(_origin(key, override_keys) or source, key, text) for _, key, text in problems]
+        )
+    return resolved
+
+
+def _origin(key: str | None, override_keys: Mapping[str, str]) -> str | None:
+    """The override that set ``key`` (or a section above it), if any."""
+    while key:
+        if key in override_keys:
+            return override_keys[key]
+        key = key.rpartition(".")[0]
+    return None
+
+
+def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> dict:
+    """Read a YAML recipe, merge it over the task's defaults, apply overrides, validate.
+
+    Args:
+        path: the YAML file.
+        overrides: ``"a.b.c=value"`` strings (the CLI's ``--set``).
+
+    Returns:
+        A plain nested dict, fully resolved: every default filled in, floats
+        as floats, existing paths absolute.
+
+    Raises:
+        RecipeError: naming the file (or the override) and the key path.
+    """
+    source = os.fspath(path)
+    if not os.path.isfile(source):
+        where = os.path.abspath(source)
+        missing = "folder, not a recipe file" if os.path.isdir(source) else "not found"
+        raise RecipeError(f"recipe file {missing} (resolved to {where})", source=source)
+    text = Path(source).read_text(encoding="utf-8")
+    try:
+        data = _load_yaml(text)
+    except yaml.YAMLError as error:
+        raise RecipeError(_yaml_error_text(error), source=source) from None
+    if data is None:
+        tasks = " | ".join(registered_tasks())
+        raise RecipeError(
+            f"the recipe is empty; it needs at least 'task: <{tasks}>'", source=source
+        )
+    return resolve_recipe(data, overrides, source=source)
+
+
+def default_recipe(task: str) -> dict:
+    """The resolved recipe of a task with nothing set but ``task``."""
+    return resolve_recipe({"task": task}, source=f"<defaults of {task!r}>")
+
+
+def _ordered(value: Any, node: Field | Section | None) -> Any:
+    if not isinstance(value, Mapping):
+        return value
+    fields = node.fields if isinstance(node, Section) else {}
+    names = [n for n in fields if n in value] + [n for n in value if n not in fields]
+    return {n: _ordered(value[n], fields.get(n)) for n in names}
+
+
+def dump_recipe(recipe: Mapping[str, Any]) -> str:
+    """A recipe as YAML: keys in schema order, lists inline, a blank line between sections."""
+    schema = _TASK_SCHEMAS.get(recipe.get("task")) if isinstance(recipe, Mapping) else None
+    ordered = _ordered(dict(recipe), schema)
+    chunks = []
+    for key, value in ordered.items():
+        text = yaml.dump(
+            {key: value},
+            Dumper=_RecipeDumper,
+            sort_keys=False,
+            default_flow_style=False,
+            allow_unicode=True,
+            width=100,
+        )
+        if isinstance(value, Mapping) and chunks:
+            text = "\n" + text
+        chunks.append(text)
+    return "".join(chunks)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_recipe(recipe: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Write a recipe as YAML (see `dump_recipe`), atomically, creating folders."""
+    text = dump_recipe(recipe)
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".recipe-", suffix=".yaml.tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            file.write(text)
+        # mkstemp creates the file 0600; give it the mode a plain open() would.
+        os.chmod(temporary, 0o666 & ~_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+# --------------------------------------------------------------------------- translation
+
+
+def _validate_translation_data(data: dict, path: str) -> None:
+    if data["kind"] == "tsv" and data["path"] is None:
+        raise RecipeError(
+            "required when data.kind is 'tsv' (a file of source<TAB>target lines)",
+            key=_join(path, "path"),
+        )
+    if data["kind"] == "parallel":
+        for name in ("source_path", "target_path"):
+            if data[name] is None:
+                raise RecipeError(
+                    "required when data.kind is 'parallel' (data.source_path and "
+                    "data.target_path: one sentence a line, line i of each a pair)",
+                    key=_join(path, name),
+                )
+    if data["min_words"] > data["max_words"]:
+        raise RecipeError(
+            f"must be <= {_join(path, 'max_words')} ({data['max_words']}), got {data['min_words']}",
+            key=_join(path, "min_words"),
+        )
+
+
+def _validate_translation_model(model: dict, path: str) -> None:
+    encoder, decoder = model["encoder"], model["decoder"]
+    if model["attention"]["kind"] == "dot":
+        factor = 2 if encoder["bidirectional"] else 1
+        size = encoder["units"] * factor
+        if size != decoder["units"]:
+            how = (
+                f"encoder.units {encoder['units']} x 2 directions = {size}"
+                if factor == 2
+                else f"encoder.units {encoder['units']}"
+            )
+            raise RecipeError(
+                "'dot' attention scores the decoder state against the encoder outputs "
+                "directly, so the encoder output size must equal decoder.units; "
+                f"got {how} but decoder.units {decoder['units']}. Set "
+                f"{_join(path, 'decoder.units')}={size}, change encoder.units, or use "
+                "'general' or 'additive' attention",
+                key=_join(path, "attention.kind"),
+            )
+
+
+def _rnn_section(style: Field | None = None, bidirectional: Field | None = None) -> dict:
+    section = {
+        "cell": Field(str, "gru", choices=("gru", "lstm"), doc="recurrent cell"),
+        "units": Field(int, 256, check=positive(), doc="hidden units per direction"),
+        "layers": Field(int, 1, check=positive(), doc="stacked recurrent layers"),
+        "dropout": Field(float, 0.0, check=in_range(0, 1), doc="dropout between layers"),
+    }
+    if bidirectional is not None:
+        section["bidirectional"] = bidirectional
+    if style is not None:
+        section["style"] = style
+    return section
+
+
+_COUNT = positive()
+
+TRANSLATION_SCHEMA = Section(
+    {
+        "name": Field(
+            str,
+            "translation",
+            check=_LIBRARY_SCHEMA.fields["name"].check,
+            doc="export name (saved_models/<name>) and run folder name",
+        ),
+        "data": Section(
+            {
+                "kind": Field(str, "synthetic", choices=("synthetic", "tsv", "parallel")),
+                "size": Field(int, 20000, check=_COUNT, doc="synthetic: number of examples"),
+                "seed": Field(int, 0, check=non_negative(), doc="synthetic: sentence seed"),
+                "vocabulary_seed": Field(
+                    int, 0, check=non_negative(), doc="synthetic: the language's seed"
+                ),
+                "min_words": Field(int, 3, check=_COUNT, doc="synthetic: shortest sentence"),
+                "max_words": Field(int, 60, check=_COUNT, doc="synthetic: longest sentence"),
+                "path": Field(str, None, path_must_exist=True, doc="tsv: the file"),
+                "columns": Field(
+                    list[int],
+                    [0, 1],
+                    check=Check(
+                        lambda v: len(v) == 2 and v[0] != v[1] and min(v) >= 0,
+                        "a list of two distinct non-negative integers "
+                        "[source_column, target_column]",
+                    ),
+                    doc="tsv: [source_column, target_column]",
+                ),
+                "reverse": Field(bool, False, doc="tsv: translate the other way"),
+                "source_path": Field(str, None, path_must_exist=True, doc="parallel: sources"),
+                "target_path": Field(str, None, path_must_exist=True, doc="parallel: targets"),
+                "max_pairs": Field(int, None, check=_COUNT, doc="read at most this many pairs"),
+                "validation_size": Field(int, 500, check=at_least(1)),
+                "test_size": Field(int, 1000, check=at_least(1)),
+                "max_source_tokens": Field(
+                    int, 100, check=_COUNT, doc="drop longer training pairs"
+                ),
+            },
+            validate=_validate_translation_data,
+        ),
+        "tokenizer": {
+            "kind": Field(str, "wordpiece", choices=("wordpiece", "word")),
+            "vocab_size": Field(int, 2000, check=_COUNT, doc="largest vocabulary"),
+            "lower_thresh": Field(int, 2, check=at_least(1), doc="rarest piece kept"),
+            "lowercase": Field(bool, True),
+        },
+        "model": Section(
+            {
+                "embedding_dim": Field(int, 128, check=_COUNT),
+                "reverse_source": Field(bool, False, doc="feed the source reversed"),
+                "encoder": _rnn_section(
+                    bidirectional=Field(bool, True, doc="BiRNN (Bahdanau et al. 2015)")
+                ),
+                "attention": {
+                    "kind": Field(
+                        str,
+                        "additive",
+                        choices=("additive", "dot", "general", "concat", "none"),
+                    ),
+                    "units": Field(int, 256, check=_COUNT, doc="additive/concat: hidden size"),
+                    "normalize": Field(bool, False, doc="additive: weight-normalised v"),
+                    "scale": Field(bool, False, doc="dot/general: learned scale"),
+                },
+                "decoder": _rnn_section(
+                    style=Field(
+                        str,
+                        "luong",
+                        choices=("luong", "bahdanau"),
+                        doc="luong: input feeding; bahdanau: attend before the RNN",
+                    )
+                ),
+            },
+            validate=_validate_translation_model,
+        ),
+        "train": {
+            "batch_size": Field(int, 64, check=_COUNT),
+            "epochs": Field(int, 10, check=_COUNT),
+            "steps_per_epoch": Field(int, None, check=_COUNT),
+            "optimizer": Field(str, "adam", choices=("adam", "adamw", "sgd", "rmsprop")),
+            "learning_rate": Field(float, 0.001, check=positive()),
+            "clipnorm": Field(float, 5.0, nullable=True, check=positive()),
+            "label_smoothing": Field(float, 0.0, check=in_range(0, 1)),
+            "bucket_boundaries": Field(
+                list[int], [8, 12, 16, 20, 25, 30, 40, 50, 60], check=increasing()
+            ),
+            "mixed_precision": Field(bool, False),
+            "jit_compile": Field(bool, False),
+            "seed": Field(int, 0, check=non_negative()),
+            "patience": Field(int, None, check=_COUNT, doc="early stopping, in epochs"),
+        },
+        "decode": {
+            "beam_size": Field(int, 4, check=at_least(1), doc="1 = greedy"),
+            "length_penalty": Field(float, 0.6, check=non_negative()),
+            "max_length": Field(int, 80, check=at_least(1)),
+        },
+        "evaluate": {
+            "length_buckets": Field(list[int], [10, 20, 30, 40, 50], check=increasing()),
+            "max_examples": Field(int, None, check=_COUNT),
+            "alignment": Field(bool, True, doc="score attention against gold alignments"),
+        },
+    },
+    doc="sequence-to-sequence translation with attention (Bahdanau 2015, Luong 2015)",
+)
+
+register_task_schema("translation", TRANSLATION_SCHEMA)
