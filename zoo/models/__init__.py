@@ -1,0 +1,7 @@
+"""Encoders, decoders and task models (keras and keras.ops only)."""
+
+from zoo.models.attention_decoder import AttentionDecoder
+from zoo.models.rnn_encoder import RNNEncoder
+from zoo.models.seq2seq import MaskedAccuracy, MaskedSparseCrossentropy, Seq2Seq
+
+__all__ = ["AttentionDecoder", "MaskedAccuracy", "MaskedSparseCrossentropy", "RNNEncoder", "Seq2Seq"]
