@@ -1,0 +1,261 @@
+"""Batched beam search over a decoder step function, with the GNMT length penalty.
+
+All `batch_size * beam_size` hypotheses advance together through one
+`keras.ops.while_loop`, so the search traces inside
+`tf.function(autograph=False)` and `tf.saved_model.save` and needs no custom
+op (a custom op would break stock TensorFlow Serving).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from keras import ops
+
+from zoo.samplers.greedy_search import (
+    NEG_INF,
+    _check_length,
+    _map,
+    _mask_rows,
+    _score_step,
+    _write_step,
+    _zeros_buffer,
+)
+
+
+def beam_search(
+    step_fn: Callable,
+    state: Any,
+    memory: Any,
+    *,
+    batch_size,
+    start_id: int,
+    end_id: int,
+    max_length,
+    beam_size=4,
+    length_penalty=0.0,
+    allowed_fn: Callable | None = None,
+    hook_state: Any = None,
+) -> dict:
+    """Beam search: keeps the `beam_size` best hypotheses of each sequence.
+
+    The decoder `state`, `memory` and `hook_state` are tiled once to
+    `N = batch_size * beam_size` rows (`ops.repeat(x, beam_size, axis=0)`,
+    so the beams of one sequence are adjacent), then every step scores the
+    `beam_size * vocab_size` one-token extensions of each sequence's beams,
+    keeps the best `beam_size` and reorders the state, the hook state and the
+    token and attention histories after them (`ops.take`). The memory is
+    never reordered: all beams of a sequence share it.
+
+    - At step 0 only beam 0 of each sequence is live (the others start at
+      `-1e9`), so the beams never hold duplicate hypotheses.
+    - A hypothesis that emitted `end_id` is finished and frozen: it extends
+      only with `end_id`, at zero cost, so it keeps its score and its
+      length, and it competes with the live hypotheses at every step.
+    - Hypotheses are ranked, at every step and at the end, by
+      `log_prob_sum / lp(length)` with the GNMT length penalty
+      `lp(length) = ((5 + length) / 6) ** length_penalty` (Wu et al., 2016),
+      where `length` counts the generated tokens, end token included. With
+      `length_penalty=0` the score is the plain sum of log-probabilities.
+    - The loop stops when every hypothesis is finished (or has score
+      `-1e9`, i.e. does not exist), or after `max_length` steps.
+    - When a sequence has fewer than `beam_size` possible hypotheses (tiny
+      vocabularies, heavy `allowed_fn` masking), the extra beams carry
+      scores near `-1e9` and meaningless tokens.
+
+    Args:
+        step_fn: `step_fn(tokens, state, memory) -> (logits, new_state,
+            attention)`, called on `N = batch_size * beam_size` rows.
+            `tokens` is int32 `(N,)`; `logits` are unnormalised `(N,
+            vocab_size)` (the log-softmax is taken in float32); `attention`
+            is `(N, ...)` with the same trailing shape at every step. See
+            `greedy_search` for the full contract.
+        state: initial decoder state, any nest of tensors with leading
+            dimension `batch_size` (tiled here).
+        memory: any nest of tensors with leading dimension `batch_size`
+            (tiled once here, never reordered).
+        batch_size: Python int or scalar int tensor.
+        start_id: int, the token fed at the first step.
+        end_id: int, the end token (counted in scores and lengths used by
+            the penalty, not in the returned `lengths`).
+        max_length: Python int or scalar int32 tensor (`>= 1`), the largest
+            number of generated tokens, end token included.
+        beam_size: number of beams per sequence. A Python int is the normal
+            case (static shapes); on the TensorFlow backend a scalar int32
+            tensor also works (e.g. a serving input), at the cost of unknown
+            static shapes. Defaults to `4`.
+        length_penalty: float (or scalar float tensor), the GNMT `alpha`.
+            `0` disables it; larger values favour longer outputs. Defaults
+            to `0.0`.
+        allowed_fn: optional `allowed_fn(step, prev_tokens, hook_state) ->
+            (allowed, new_hook_state)` returning bool `(N, vocab_size)`;
+            forbidden tokens get log-probability `-1e9` (the allowed ones are
+            not renormalised). `prev_tokens` is `(N,)`, the token each beam
+            chose at the previous step (`start_id` at step 0). Finished beams
+            ignore it (they always extend with `end_id`).
+        hook_state: initial nest of `allowed_fn` with leading dimension
+            `batch_size` (tiled and reordered with the beams like `state`),
+            or `None`.
+
+    Returns:
+        A dict with, for the best hypothesis of each sequence:
+        - `"tokens"`: int32 `(batch_size, max_length)`, generated tokens
+          (`start_id` excluded); the end token at position `lengths[b]` when
+          the hypothesis ended, then 0 in every later position.
+        - `"lengths"`: int32 `(batch_size,)`, tokens before the end token;
+          `max_length` if it never ended.
+        - `"scores"`: float32 `(batch_size,)`, the length-normalised score
+          used for ranking (the log-probability sum when
+          `length_penalty=0`).
+        - `"attention"`: `(batch_size, max_length, ...)`, the attention of
+          the chosen hypothesis at each of its output steps, zeros after its
+          end token.
+
+        and for all beams, best first:
+        - `"beam_tokens"`: int32 `(batch_size, beam_size, max_length)`.
+        - `"beam_lengths"`: int32 `(batch_size, beam_size)`.
+        - `"beam_scores"`: float32 `(batch_size, beam_size)`.
+
+    Example:
+
+    ```python
+    from keras import ops
+
+    vocab_size, end_id = 5, 4
+
+    def step_fn(tokens, state, memory):
+        logits = ops.one_hot(ops.minimum(tokens + 1, end_id), vocab_size) * 3.0
+        attention = ops.softmax(ops.sum(memory, axis=-1))
+        return logits, state, attention
+
+    memory = ops.ones((2, 7, 3))  # (batch_size, source_length, depth)
+    out = beam_search(
+        step_fn, ops.zeros((2, 8)), memory, batch_size=2, start_id=0,
+        end_id=end_id, max_length=6, beam_size=3, length_penalty=0.6,
+    )
+    out["tokens"]  # [[1, 2, 3, 4, 0, 0], [1, 2, 3, 4, 0, 0]]
+    out["beam_tokens"].shape  # (2, 3, 6)
+    out["attention"].shape  # (2, 6, 7)
+    ```
+
+    References:
+        - [Wu et al., 2016](https://arxiv.org/abs/1609.08144), Google's
+          Neural Machine Translation System (length penalty, section 7).
+    """
+    _check_length(max_length)
+    if isinstance(beam_size, int) and beam_size < 1:
+        raise ValueError(f"`beam_size` must be at least 1. Received: beam_size={beam_size}")
+    if hook_state is None:
+        hook_state = ()
+    penalised = not (isinstance(length_penalty, (int, float)) and length_penalty == 0)
+
+    def tile(x):
+        return ops.repeat(x, beam_size, axis=0)
+
+    state = _map(tile, state)
+    memory = _map(tile, memory)
+    hook_state = _map(tile, hook_state)
+
+    def normalise(raw, lengths):
+        if not penalised:
+            return raw
+        lengths = ops.cast(lengths, "float32")
+        return raw / ops.power((5.0 + lengths) / 6.0, ops.cast(length_penalty, "float32"))
+
+    def decide(step, prev_tokens, state, hook_state, finished, raw, gen_len):
+        log_probs, state, attention, hook_state = _score_step(
+            step_fn, allowed_fn, step, prev_tokens, state, memory, hook_state
+        )
+        vocab_size = ops.shape(log_probs)[1]
+        is_end = ops.equal(ops.arange(vocab_size, dtype="int32"), end_id)
+        frozen = ops.where(is_end, 0.0, NEG_INF)
+        log_probs = ops.where(ops.expand_dims(finished, 1), frozen[None, :], log_probs)
+        cand_raw = ops.expand_dims(raw, 1) + log_probs
+        cand_len = gen_len + ops.cast(ops.logical_not(finished), "int32")
+        cand_score = normalise(cand_raw, ops.expand_dims(cand_len, 1))
+        _, top = ops.top_k(ops.reshape(cand_score, (-1, beam_size * vocab_size)), beam_size)
+        top = ops.cast(ops.reshape(top, (-1,)), "int32")
+        rows = ops.arange(ops.shape(raw)[0], dtype="int32")
+        parent = (rows // beam_size) * beam_size + top // vocab_size
+        tokens = top % vocab_size
+        raw = ops.take(ops.reshape(cand_raw, (-1,)), parent * vocab_size + tokens)
+
+        def reorder(x):
+            return ops.take(x, parent, axis=0)
+
+        return (
+            tokens,
+            parent,
+            raw,
+            reorder(attention),
+            _map(reorder, state),
+            _map(reorder, hook_state),
+        )
+
+    def record(step, tokens, parent, attention, finished, gen_len, token_buf, att_buf):
+        finished, gen_len, token_buf, att_buf = (
+            ops.take(x, parent, axis=0) for x in (finished, gen_len, token_buf, att_buf)
+        )
+        alive = ops.logical_not(finished)
+        token_buf = _write_step(token_buf, step, _mask_rows(tokens, alive))
+        att_buf = _write_step(att_buf, step, _mask_rows(attention, alive))
+        gen_len = gen_len + ops.cast(alive, "int32")
+        finished = ops.logical_or(finished, ops.equal(tokens, end_id))
+        return finished, gen_len, token_buf, att_buf
+
+    # Step 0 runs outside the loop: it fixes the attention buffer's shape and
+    # gives loop variables whose static shapes match the loop body's.
+    num_rows = batch_size * beam_size
+    step = ops.convert_to_tensor(0, dtype="int32")
+    rows = ops.arange(num_rows, dtype="int32")
+    raw = ops.where(ops.equal(rows % beam_size, 0), 0.0, NEG_INF)
+    finished = ops.zeros_like(rows) > 0
+    gen_len = ops.zeros_like(rows)
+    start_tokens = ops.zeros_like(rows) + start_id
+    tokens, parent, raw, attention, state, hook_state = decide(
+        step, start_tokens, state, hook_state, finished, raw, gen_len
+    )
+    token_buf = _zeros_buffer(tokens, max_length)
+    att_buf = _zeros_buffer(attention, max_length)
+    finished, gen_len, token_buf, att_buf = record(
+        step, tokens, parent, attention, finished, gen_len, token_buf, att_buf
+    )
+
+    def cond(step, prev_tokens, state, hook_state, finished, raw, *_):
+        # A beam with score ~-1e9 does not exist; it must not keep the loop going.
+        done = ops.logical_or(finished, ops.less_equal(raw, 0.5 * NEG_INF))
+        return ops.logical_and(ops.less(step, max_length), ops.logical_not(ops.all(done)))
+
+    def body(step, prev_tokens, state, hook_state, finished, raw, gen_len, token_buf, att_buf):
+        tokens, parent, raw, attention, state, hook_state = decide(
+            step, prev_tokens, state, hook_state, finished, raw, gen_len
+        )
+        finished, gen_len, token_buf, att_buf = record(
+            step, tokens, parent, attention, finished, gen_len, token_buf, att_buf
+        )
+        return step + 1, tokens, state, hook_state, finished, raw, gen_len, token_buf, att_buf
+
+    loop_vars = (step + 1, tokens, state, hook_state, finished, raw, gen_len, token_buf, att_buf)
+    outputs = ops.while_loop(cond, body, loop_vars)
+    finished, raw, gen_len, token_buf, att_buf = outputs[4:]
+
+    # Final ranking, best first within each sequence.
+    scores = normalise(raw, gen_len)
+    _, order = ops.top_k(ops.reshape(scores, (-1, beam_size)), beam_size)
+    order = (rows // beam_size) * beam_size + ops.cast(ops.reshape(order, (-1,)), "int32")
+    scores = ops.take(scores, order)
+    lengths = ops.take(gen_len - ops.cast(finished, "int32"), order)
+    token_buf = ops.take(token_buf, order, axis=0)
+    best = ops.reshape(order, (-1, beam_size))[:, 0]
+    max_len = ops.shape(token_buf)[1]
+    beam_tokens = ops.reshape(token_buf, (-1, beam_size, max_len))
+    return {
+        "tokens": beam_tokens[:, 0],
+        "lengths": ops.reshape(lengths, (-1, beam_size))[:, 0],
+        "scores": ops.reshape(scores, (-1, beam_size))[:, 0],
+        "attention": ops.take(att_buf, best, axis=0),
+        "beam_tokens": beam_tokens,
+        "beam_lengths": ops.reshape(lengths, (-1, beam_size)),
+        "beam_scores": ops.reshape(scores, (-1, beam_size)),
+    }
