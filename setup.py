@@ -23,6 +23,8 @@ setup(
         "sacrebleu>=2.4",
         # matplotlib draws the attention heatmaps and image overlays.
         "matplotlib>=3.8",
+        # TensorFlow 2.21 no longer installs TensorBoard; training writes its logs.
+        "tensorboard>=2.20",
     ],
     extras_require={"test": ["pytest>=8", "ruff>=0.6"]},
     entry_points={"console_scripts": ["zoo=zoo.cli:main"]},

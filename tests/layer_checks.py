@@ -6,7 +6,9 @@ import keras
 import numpy as np
 
 
-def attention_model(layer: keras.layers.Layer, query_dim: int, key_dim: int, keys: int) -> keras.Model:
+def attention_model(
+    layer: keras.layers.Layer, query_dim: int, key_dim: int, keys: int
+) -> keras.Model:
     query = keras.Input((None, query_dim), name="query")
     value = keras.Input((keys, key_dim), name="value")
     mask = keras.Input((keys,), dtype="bool", name="mask")
@@ -34,13 +36,19 @@ def run_attention_layer_checks(layer_factory, tmp_path, query_dim=6, key_dim=6, 
     model.compile(optimizer="sgd", loss=["mse", None])
     before = [w.numpy().copy() for w in layer.trainable_weights]
     model.fit([query, value, mask], [np.ones_like(context), weights], epochs=1, verbose=0)
-    changed = [not np.allclose(b, w.numpy()) for b, w in zip(before, layer.trainable_weights, strict=True)]
+    changed = [
+        not np.allclose(b, w.numpy()) for b, w in zip(before, layer.trainable_weights, strict=True)
+    ]
     assert all(changed), "every weight of the layer should get a gradient"
 
     path = tmp_path / "model.keras"
     model.save(path)
     reloaded = keras.saving.load_model(path)
-    for a, b in zip(model.predict([query, value, mask], verbose=0), reloaded.predict([query, value, mask], verbose=0), strict=True):
+    for a, b in zip(
+        model.predict([query, value, mask], verbose=0),
+        reloaded.predict([query, value, mask], verbose=0),
+        strict=True,
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 

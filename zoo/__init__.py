@@ -1,9 +1,9 @@
 """attention-zoo: Keras 3 attention models that train, export, serve and fine-tune.
 
-    import zoo
-    model = zoo.load("saved_models/translation")
-    result = model.translate("the old dog saw a cat .")
-    zoo.plot_attention(result, "attention.png")
+import zoo
+model = zoo.load("saved_models/translation")
+result = model.translate("the old dog saw a cat .")
+zoo.plot_attention(result, "attention.png")
 """
 
 __version__ = "0.1.0"

@@ -1023,6 +1023,13 @@ TRANSLATION_SCHEMA = Section(
         ),
         "train": {
             "batch_size": Field(int, 64, check=_COUNT),
+            "batch_tokens": Field(
+                int,
+                None,
+                check=_COUNT,
+                doc="if set, a bucket's batch holds about this many tokens "
+                "(more sentences when they are short), never fewer than batch_size sentences",
+            ),
             "epochs": Field(int, 10, check=_COUNT),
             "steps_per_epoch": Field(int, None, check=_COUNT),
             "optimizer": Field(str, "adam", choices=("adam", "adamw", "sgd", "rmsprop")),

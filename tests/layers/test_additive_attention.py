@@ -35,7 +35,9 @@ def test_masked_keys_get_exactly_zero_weight_and_all_masked_gives_zeros():
     layer = AdditiveAttention(units=4)
     value = rng.normal(size=(2, 5, 3)).astype("float32") * 100.0
     mask = np.array([[0, 1, 0, 1, 0], [0, 0, 0, 0, 0]], dtype=bool)
-    context, weights = layer(query=rng.normal(size=(2, 3)), value=value, mask=mask, return_attention_scores=True)
+    context, weights = layer(
+        query=rng.normal(size=(2, 3)), value=value, mask=mask, return_attention_scores=True
+    )
     weights = np.asarray(weights)
     assert weights.shape == (2, 5)
     assert np.all(weights[0, [0, 2, 4]] == 0.0)
@@ -48,7 +50,9 @@ def test_single_query_equals_one_step_of_a_sequence():
     layer = AdditiveAttention(units=4)
     query = rng.normal(size=(2, 1, 3)).astype("float32")
     value = rng.normal(size=(2, 5, 3)).astype("float32")
-    np.testing.assert_allclose(layer(query=query[:, 0], value=value), layer(query=query, value=value)[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(
+        layer(query=query[:, 0], value=value), layer(query=query, value=value)[:, 0], rtol=1e-6
+    )
 
 
 def test_prepare_then_attend_equals_call():
@@ -64,13 +68,20 @@ def test_prepare_then_attend_equals_call():
 def test_mixed_precision_keeps_masked_weights_zero():
     layer = AdditiveAttention(units=4, dtype="mixed_bfloat16")
     mask = np.array([[1, 1, 0]], dtype=bool)
-    _, weights = layer(query=np.ones((1, 2), "float32"), value=np.ones((1, 3, 2), "float32"), mask=mask, return_attention_scores=True)
+    _, weights = layer(
+        query=np.ones((1, 2), "float32"),
+        value=np.ones((1, 3, 2), "float32"),
+        mask=mask,
+        return_attention_scores=True,
+    )
     assert keras.backend.standardize_dtype(weights.dtype) == "bfloat16"
     assert float(weights[0, 2]) == 0.0
 
 
 def test_layer_checks(tmp_path):
-    run_attention_layer_checks(lambda: AdditiveAttention(units=8, normalize=True, dropout=0.1), tmp_path)
+    run_attention_layer_checks(
+        lambda: AdditiveAttention(units=8, normalize=True, dropout=0.1), tmp_path
+    )
 
 
 def test_bad_arguments_name_the_value():

@@ -39,7 +39,9 @@ def test_matches_numpy_reference(score_mode, scale):
 
 @pytest.mark.parametrize("score_mode", ["dot", "general", "concat"])
 def test_layer_checks(score_mode, tmp_path):
-    run_attention_layer_checks(lambda: MultiplicativeAttention(score_mode, units=4, scale=True), tmp_path)
+    run_attention_layer_checks(
+        lambda: MultiplicativeAttention(score_mode, units=4, scale=True), tmp_path
+    )
 
 
 def test_dot_with_mismatched_sizes_names_both_sizes():

@@ -99,15 +99,34 @@ def test_fit_learns_to_copy_reversed_sequences():
     source = rng.integers(4, 12, (n, length)).astype("int32")
     target = source[:, ::-1]
     target_in = np.concatenate([np.full((n, 1), 2, "int32"), target[:, :-1]], 1)
-    model = Seq2Seq(12, 12, embedding_dim=16, encoder={"units": 24}, decoder={"units": 32}, attention={"kind": "additive", "units": 16})
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=MaskedSparseCrossentropy(), metrics=[MaskedAccuracy()])
-    history = model.fit({"source": source, "target_in": target_in}, target, epochs=12, batch_size=32, verbose=0)
+    model = Seq2Seq(
+        12,
+        12,
+        embedding_dim=16,
+        encoder={"units": 24},
+        decoder={"units": 32},
+        attention={"kind": "additive", "units": 16},
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        loss=MaskedSparseCrossentropy(),
+        metrics=[MaskedAccuracy()],
+    )
+    history = model.fit(
+        {"source": source, "target_in": target_in}, target, epochs=12, batch_size=32, verbose=0
+    )
     assert history.history["accuracy"][-1] > 0.95, history.history["accuracy"]
 
 
 def test_dropout_trains_across_traces():
     rng = np.random.default_rng(5)
-    model = Seq2Seq(20, 24, embedding_dim=8, encoder={"units": 6, "dropout": 0.3}, decoder={"units": 12, "dropout": 0.3})
+    model = Seq2Seq(
+        20,
+        24,
+        embedding_dim=8,
+        encoder={"units": 6, "dropout": 0.3},
+        decoder={"units": 12, "dropout": 0.3},
+    )
     model.compile(optimizer="adam", loss=MaskedSparseCrossentropy())
     for length in (5, 7):  # two shapes: two traces
         source, target_in = _batch(rng, target_len=length)

@@ -9,7 +9,9 @@ __all__ = ["Attention", "AdditiveAttention", "MultiplicativeAttention", "attenti
 ATTENTION_KINDS = ("additive", "dot", "general", "concat", "none")
 
 
-def attention_from_config(kind: str, units: int = 256, normalize: bool = False, scale: bool = False, **kwargs):
+def attention_from_config(
+    kind: str, units: int = 256, normalize: bool = False, scale: bool = False, **kwargs
+):
     """Builds the attention layer a recipe names; `"none"` gives `None` (no attention)."""
     if kind == "none":
         return None
@@ -17,4 +19,6 @@ def attention_from_config(kind: str, units: int = 256, normalize: bool = False, 
         return AdditiveAttention(units=units, normalize=normalize, **kwargs)
     if kind in ("dot", "general", "concat"):
         return MultiplicativeAttention(kind, units=units, scale=scale, **kwargs)
-    raise ValueError(f"Unknown attention kind. Expected one of {ATTENTION_KINDS}. Received: kind={kind!r}")
+    raise ValueError(
+        f"Unknown attention kind. Expected one of {ATTENTION_KINDS}. Received: kind={kind!r}"
+    )

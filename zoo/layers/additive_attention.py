@@ -57,9 +57,7 @@ class AdditiveAttention(Attention):
         key_shape = key_shape or value_shape
         self.query_dense.build(query_shape)
         self.key_dense.build(key_shape)
-        self.v = self.add_weight(
-            name="v", shape=(self.units,), initializer="glorot_uniform"
-        )
+        self.v = self.add_weight(name="v", shape=(self.units,), initializer="glorot_uniform")
         if self.normalize:
             self.g = self.add_weight(
                 name="g", shape=(), initializer=keras.initializers.Constant(self.units**-0.5)
@@ -70,7 +68,9 @@ class AdditiveAttention(Attention):
         return self.key_dense(keys)
 
     def score(self, query, prepared_keys):
-        hidden = ops.tanh(ops.expand_dims(self.query_dense(query), 2) + ops.expand_dims(prepared_keys, 1))
+        hidden = ops.tanh(
+            ops.expand_dims(self.query_dense(query), 2) + ops.expand_dims(prepared_keys, 1)
+        )
         v = ops.cast(self.v, hidden.dtype)
         if self.normalize:
             v = ops.cast(self.g, hidden.dtype) * v / ops.sqrt(ops.sum(ops.square(v)))

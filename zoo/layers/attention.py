@@ -101,7 +101,9 @@ class Attention(keras.layers.Layer):
         training=None,
     ):
         key = value if key is None else key
-        context, weights = self.attend(query, self.prepare(key), value, mask=mask, training=training)
+        context, weights = self.attend(
+            query, self.prepare(key), value, mask=mask, training=training
+        )
         if return_attention_scores:
             return context, weights
         return context

@@ -41,10 +41,14 @@ class MultiplicativeAttention(Attention):
           Neural Machine Translation. EMNLP 2015.
     """
 
-    def __init__(self, score_mode: str = "general", units: int | None = None, scale: bool = False, **kwargs):
+    def __init__(
+        self, score_mode: str = "general", units: int | None = None, scale: bool = False, **kwargs
+    ):
         super().__init__(**kwargs)
         if score_mode not in SCORES:
-            raise ValueError(f"`score_mode` must be one of {SCORES}. Received: score_mode={score_mode!r}")
+            raise ValueError(
+                f"`score_mode` must be one of {SCORES}. Received: score_mode={score_mode!r}"
+            )
         if score_mode == "concat" and (not isinstance(units, int) or units <= 0):
             raise ValueError(
                 f"`units` must be a positive integer for score_mode='concat'. Received: units={units}"
@@ -92,7 +96,9 @@ class MultiplicativeAttention(Attention):
             )
             scores = ops.einsum("bqkd,d->bqk", hidden, ops.cast(self.v, hidden.dtype))
         else:
-            scores = ops.matmul(query, ops.transpose(ops.cast(prepared_keys, query.dtype), (0, 2, 1)))
+            scores = ops.matmul(
+                query, ops.transpose(ops.cast(prepared_keys, query.dtype), (0, 2, 1))
+            )
         if self.scale:
             scores = scores * ops.cast(self.scale_weight, scores.dtype)
         return scores

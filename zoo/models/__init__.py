@@ -4,4 +4,10 @@ from zoo.models.attention_decoder import AttentionDecoder
 from zoo.models.rnn_encoder import RNNEncoder
 from zoo.models.seq2seq import MaskedAccuracy, MaskedSparseCrossentropy, Seq2Seq
 
-__all__ = ["AttentionDecoder", "MaskedAccuracy", "MaskedSparseCrossentropy", "RNNEncoder", "Seq2Seq"]
+__all__ = [
+    "AttentionDecoder",
+    "MaskedAccuracy",
+    "MaskedSparseCrossentropy",
+    "RNNEncoder",
+    "Seq2Seq",
+]

@@ -85,16 +85,28 @@ class AttentionDecoder(keras.layers.Layer):
         self.style = style
 
         policy = self.dtype_policy
-        self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding", dtype=policy)
+        self.embedding = keras.layers.Embedding(
+            vocab_size, embedding_dim, name="embedding", dtype=policy
+        )
         cell_class = keras.layers.GRUCell if cell == "gru" else keras.layers.LSTMCell
-        self.cells = [cell_class(units, name=f"{cell}_cell_{i}", dtype=policy) for i in range(layers)]
+        self.cells = [
+            cell_class(units, name=f"{cell}_cell_{i}", dtype=policy) for i in range(layers)
+        ]
         self.attention_layer = attention_from_config(
-            attention, units=attention_units, normalize=normalize, scale=scale, name="attention", dtype=policy
+            attention,
+            units=attention_units,
+            normalize=normalize,
+            scale=scale,
+            name="attention",
+            dtype=policy,
         )
         self.bridges = [
-            keras.layers.Dense(units, activation="tanh", name=f"bridge_{i}", dtype=policy) for i in range(layers)
+            keras.layers.Dense(units, activation="tanh", name=f"bridge_{i}", dtype=policy)
+            for i in range(layers)
         ]
-        self.output_dense = keras.layers.Dense(units, activation="tanh", name="output_dense", dtype=policy)
+        self.output_dense = keras.layers.Dense(
+            units, activation="tanh", name="output_dense", dtype=policy
+        )
         self.logits_dense = keras.layers.Dense(vocab_size, name="logits_dense", dtype=policy)
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=policy)
 
@@ -156,24 +168,32 @@ class AttentionDecoder(keras.layers.Layer):
         cell_states, feed = state
         values, mask = memory["values"], memory["mask"]
         if self.style == "luong" and self.has_attention:
-            h, cell_states = self._run_cells(ops.concatenate([embedded, feed], -1), cell_states, training)
+            h, cell_states = self._run_cells(
+                ops.concatenate([embedded, feed], -1), cell_states, training
+            )
             context, attention = self.attention_layer.attend(h, memory["keys"], values, mask=mask)
             output = self.output_dense(ops.concatenate([context, h], -1))
         else:
             if self.has_attention:
                 query = cell_states[-1][0]
-                context, attention = self.attention_layer.attend(query, memory["keys"], values, mask=mask)
+                context, attention = self.attention_layer.attend(
+                    query, memory["keys"], values, mask=mask
+                )
             else:
                 context = memory["summary"]
                 attention = ops.zeros(ops.shape(values)[:2], dtype=self.compute_dtype)
-            h, cell_states = self._run_cells(ops.concatenate([embedded, context], -1), cell_states, training)
+            h, cell_states = self._run_cells(
+                ops.concatenate([embedded, context], -1), cell_states, training
+            )
             output = self.output_dense(ops.concatenate([h, context, embedded], -1))
         output = self.dropout_layer(output, training=training)
         return output, (cell_states, output), ops.cast(attention, self.compute_dtype)
 
     def step(self, tokens, state, memory):
         """The sampler contract: `(tokens (N,), state, memory) -> (logits, state, attention)`."""
-        output, state, attention = self.step_embedded(self.embedding(tokens), state, memory, training=False)
+        output, state, attention = self.step_embedded(
+            self.embedding(tokens), state, memory, training=False
+        )
         logits = ops.cast(self.logits_dense(output), "float32")
         return logits, state, attention
 

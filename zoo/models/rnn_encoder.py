@@ -64,10 +64,16 @@ class RNNEncoder(keras.layers.Layer):
         self.rnns = []
         for i in range(layers):
             rnn = rnn_class(
-                units, return_sequences=True, return_state=True, name=f"{cell}_{i}", dtype=self.dtype_policy
+                units,
+                return_sequences=True,
+                return_state=True,
+                name=f"{cell}_{i}",
+                dtype=self.dtype_policy,
             )
             if bidirectional:
-                rnn = keras.layers.Bidirectional(rnn, name=f"bidirectional_{i}", dtype=self.dtype_policy)
+                rnn = keras.layers.Bidirectional(
+                    rnn, name=f"bidirectional_{i}", dtype=self.dtype_policy
+                )
             self.rnns.append(rnn)
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 

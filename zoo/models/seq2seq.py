@@ -64,7 +64,11 @@ class Seq2Seq(keras.Model):
             "scale": self.attention_config.get("scale", False),
         }
         self.encoder = RNNEncoder(
-            source_vocab_size, embedding_dim, name="encoder", dtype=self.dtype_policy, **self.encoder_config
+            source_vocab_size,
+            embedding_dim,
+            name="encoder",
+            dtype=self.dtype_policy,
+            **self.encoder_config,
         )
         self.decoder = AttentionDecoder(
             target_vocab_size,
@@ -86,7 +90,9 @@ class Seq2Seq(keras.Model):
         return self.decoder.prepare_memory(encoded["values"], encoded["mask"], encoded["summary"])
 
     def call(self, inputs, training=None):
-        logits, _ = self.forward_with_attention(inputs["source"], inputs["target_in"], training=training)
+        logits, _ = self.forward_with_attention(
+            inputs["source"], inputs["target_in"], training=training
+        )
         return logits
 
     def forward_with_attention(self, source, target_in, training=None):
@@ -158,4 +164,6 @@ class MaskedAccuracy(keras.metrics.Mean):
         y_true = ops.cast(y_true, "int32")
         mask = ops.not_equal(y_true, 0)
         correct = ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true)
-        return super().update_state(ops.cast(correct, "float32"), sample_weight=ops.cast(mask, "float32"))
+        return super().update_state(
+            ops.cast(correct, "float32"), sample_weight=ops.cast(mask, "float32")
+        )

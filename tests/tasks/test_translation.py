@@ -1,0 +1,215 @@
+"""End to end: a tiny translation recipe trains, evaluates, exports, reloads and serves."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from zoo.config import resolve_recipe
+
+TINY = {
+    "task": "translation",
+    "name": "tiny",
+    "data": {
+        "kind": "synthetic",
+        "size": 300,
+        "validation_size": 20,
+        "test_size": 20,
+        "max_words": 12,
+    },
+    "tokenizer": {"vocab_size": 600},
+    "model": {
+        "embedding_dim": 16,
+        "encoder": {"units": 16},
+        "attention": {"kind": "additive", "units": 16},
+        "decoder": {"units": 16},
+    },
+    "train": {"batch_size": 32, "epochs": 1},
+    "decode": {"beam_size": 2, "max_length": 20},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from zoo.tasks import translation
+
+    root = tmp_path_factory.mktemp("translation")
+    recipe = resolve_recipe(
+        TINY, [f"export.dir={root / 'saved_models'}", f"run.dir={root / 'runs'}"]
+    )
+    logs = []
+    result = translation.run(recipe, log=logs.append)
+    return recipe, result, logs
+
+
+def test_run_reports_metrics_and_exports_serving_layout(trained):
+    recipe, result, logs = trained
+    export = Path(result["export_dir"])
+    assert export.name == "1" and export.parent.name == "tiny"
+    assert (export / "saved_model.pb").is_file() and (export / "variables").is_dir()
+    extra = export / "assets.extra"
+    for name in (
+        "recipe.yaml",
+        "model.keras",
+        "metrics.json",
+        "source_vocab.txt",
+        "target_vocab.txt",
+    ):
+        assert (extra / name).is_file(), name
+    metrics = json.loads((extra / "metrics.json").read_text())
+    assert metrics["examples"] == 20
+    assert 0.0 <= metrics["bleu"] <= 100.0 and 0.0 <= metrics["alignment_error_rate"] <= 1.0
+    assert [b["bucket"] for b in metrics["bleu_by_length"]][:2] == ["1-10", "11-20"]
+    assert any(line.startswith("test: sacreBLEU") for line in logs)
+    assert not [p for p in export.parent.iterdir() if p.name.startswith(".partial")]
+
+
+def test_zoo_load_translates_with_attention_and_options(trained):
+    import numpy as np
+
+    import zoo
+
+    _, result, _ = trained
+    model = zoo.load(Path(result["export_dir"]).parent)
+    assert model.task == "translation"
+    out = model.translate(["the dog saw a cat .", "the old king sleeps ."])
+    assert len(out) == 2
+    for r in out:
+        assert r.attention.shape == (len(r.tokens), len(r.source_tokens))
+        assert r.source_tokens[-1] == "[END]"
+        if r.tokens:
+            np.testing.assert_allclose(r.attention.sum(-1), 1.0, rtol=1e-4)
+    short = model.translate("the dog saw a cat .", beam_size=1, max_length=3)
+    assert len(short.tokens) <= 3
+
+
+def test_empty_input_translates_to_empty_string(trained):
+    import zoo
+
+    _, result, _ = trained
+    model = zoo.load(result["export_dir"])
+    empty, blank, real = model.translate(["", "   ", "the dog sleeps ."])
+    assert empty.text == "" and blank.text == "" and empty.tokens == [] and empty.score == 0.0
+    assert " ".join(real.source_tokens[:-1]).replace(" ##", "") == "the dog sleeps ."
+
+
+def test_export_loads_with_plain_tensorflow_without_zoo(trained, tmp_path):
+    _, result, _ = trained
+    moved = tmp_path / "elsewhere"
+    os.rename(result["export_dir"], moved)  # the export must not depend on where it was written
+    try:
+        script = textwrap.dedent(
+            f"""
+            import sys
+            sys.modules["zoo"] = None  # `import zoo` now fails
+            try:
+                import zoo
+                raise SystemExit("zoo importable")
+            except ImportError:
+                pass
+            import tensorflow as tf
+            import tensorflow_text  # registers the tokenizer ops
+            m = tf.saved_model.load({str(moved)!r})
+            out = m.signatures["translate"](text=tf.constant(["the dog saw a cat ."]))
+            print(out["translation"].numpy()[0].decode(), out["attention"].shape)
+            out = m.translate(tf.constant(["the dog saw a cat ."]))
+            opt = m.signatures["translate_options"](text=tf.constant(["a cat ."]),
+                beam_size=tf.constant(3), max_length=tf.constant(4))
+            assert opt["tokens"].shape[1] <= 4
+            assert not any(name.startswith("zoo") for name in sys.modules if sys.modules[name] is not None)
+            print("OK")
+            """
+        )
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        proc = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.strip().endswith("OK")
+    finally:
+        os.rename(moved, result["export_dir"])
+
+
+def test_export_is_atomic_and_never_overwrites(trained, tmp_path):
+    import tensorflow as tf
+
+    from zoo.export import atomic_export, existing_versions
+
+    module = tf.Module()
+    module.v = tf.Variable(1.0)
+
+    def broken(path):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_export(module, tmp_path / "m", signatures={}, extras={"x": broken})
+    assert list((tmp_path / "m").iterdir()) == []
+    atomic_export(module, tmp_path / "m", signatures={}, extras={})
+    atomic_export(module, tmp_path / "m", signatures={}, extras={})
+    assert existing_versions(tmp_path / "m") == [1, 2]
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        atomic_export(module, tmp_path / "m", signatures={}, extras={}, version=2)
+
+
+def _zoo(*args, cwd):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_rejects_a_malformed_recipe_before_any_work(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("task: translation\nmodel:\n  encoder: {units: big}\ntrain: {epoks: 3}\n")
+    proc = _zoo("run", str(recipe), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "model.encoder.units" in proc.stderr and "train.epoks" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cli_names_a_missing_data_file(tmp_path):
+    recipe = tmp_path / "tsv.yaml"
+    recipe.write_text("task: translation\ndata: {kind: tsv, path: no/such/file.tsv}\n")
+    proc = _zoo("run", str(recipe), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "data.path" in proc.stderr and "no/such/file.tsv" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_predict_prints_translation_and_writes_plot(trained, tmp_path):
+    _, result, _ = trained
+    plot = tmp_path / "attention.png"
+    proc = _zoo(
+        "predict",
+        result["export_dir"],
+        "the dog saw a cat .",
+        "--plot",
+        str(plot),
+        "--json",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert line["source"] == "the dog saw a cat ." and isinstance(line["text"], str)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_predict_names_a_missing_export(tmp_path):
+    proc = _zoo("predict", str(tmp_path / "nothing"), "hello", cwd=tmp_path)
+    assert proc.returncode == 2 and "no exported model" in proc.stderr

@@ -1,0 +1,124 @@
+"""SavedModel export in the TensorFlow Serving layout, written atomically.
+
+    saved_models/<name>/<version>/saved_model.pb, variables/, assets/
+    saved_models/<name>/<version>/assets.extra/recipe.yaml, model.keras, metrics.json, vocabularies
+
+A version is written into a hidden temporary folder beside its final place
+and renamed when complete, so a crash never leaves a half-written version
+that a server (or `zoo.load`) would pick up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import tensorflow as tf
+
+from zoo.config import save_recipe
+
+
+def existing_versions(base: str | os.PathLike) -> list[int]:
+    """The numeric version folders under `base`, ascending (TF Serving's convention)."""
+    base = Path(base)
+    if not base.is_dir():
+        return []
+    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def next_version(base: str | os.PathLike) -> int:
+    versions = existing_versions(base)
+    return versions[-1] + 1 if versions else 1
+
+
+def atomic_export(
+    module: tf.Module,
+    base: str | os.PathLike,
+    *,
+    signatures: dict,
+    extras: dict[str, Callable[[Path], None]],
+    version: int | None = None,
+) -> Path:
+    """Saves `module` as `base/<version>` with `assets.extra/`, all or nothing.
+
+    Args:
+        module: the `tf.Module` to save (its tf.function attributes survive).
+        base: the model's folder (`saved_models/<name>`).
+        signatures: serving signatures for `tf.saved_model.save`.
+        extras: file name -> writer called with the destination path, for
+            `assets.extra/`.
+        version: the version number; `None` takes the next free one.
+    """
+    base = Path(base)
+    base.mkdir(parents=True, exist_ok=True)
+    version = next_version(base) if version is None else int(version)
+    final = base / str(version)
+    if final.exists():
+        raise FileExistsError(
+            f"{final} already exists: versions are never overwritten; pick another export.version"
+        )
+    tmp = Path(tempfile.mkdtemp(prefix=f".partial-{version}-", dir=base))
+    try:
+        tf.saved_model.save(module, str(tmp), signatures=signatures)
+        extra_dir = tmp / "assets.extra"
+        extra_dir.mkdir()
+        for name, write in extras.items():
+            write(extra_dir / name)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def write_json(obj) -> Callable[[Path], None]:
+    return lambda path: path.write_text(
+        json.dumps(obj, indent=2, default=float) + "\n", encoding="utf-8"
+    )
+
+
+def export_translation(translator, recipe: dict, metrics: dict) -> Path:
+    """Exports a `zoo.tasks.translation.Translator` with its `translate` signatures."""
+    text_spec = tf.TensorSpec([None], tf.string, name="text")
+    beam_spec = tf.TensorSpec([], tf.int32, name="beam_size")
+    length_spec = tf.TensorSpec([], tf.int32, name="max_length")
+    translate = tf.function(translator.translate_text, autograph=False)
+    # Traced twice: with defaults (text only) and with the options, so the
+    # loaded object's `translate` accepts both calls.
+    translate.get_concrete_function(text_spec)
+    translate_options = translate.get_concrete_function(text_spec, beam_spec, length_spec)
+    translator.translate = translate
+    signatures = {
+        "serving_default": translate.get_concrete_function(text_spec),
+        "translate": translate.get_concrete_function(text_spec),
+        "translate_options": translate_options,
+    }
+    model = translator.model
+    extras = {
+        "recipe.yaml": lambda path: save_recipe(recipe, path),
+        "model.keras": lambda path: model.save(path),
+        "metrics.json": write_json(metrics),
+        "source_vocab.txt": lambda path: path.write_text(
+            "\n".join(translator.source_tokenizer.vocab) + "\n", encoding="utf-8"
+        ),
+        "target_vocab.txt": lambda path: path.write_text(
+            "\n".join(translator.target_tokenizer.vocab) + "\n", encoding="utf-8"
+        ),
+        "tokenizers.json": write_json(
+            {
+                "source": translator.source_tokenizer.get_config(),
+                "target": translator.target_tokenizer.get_config(),
+            }
+        ),
+    }
+    return atomic_export(
+        translator,
+        Path(recipe["export"]["dir"]) / recipe["name"],
+        signatures=signatures,
+        extras=extras,
+        version=recipe["export"]["version"],
+    )

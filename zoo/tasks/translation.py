@@ -1,0 +1,474 @@
+"""The translation task: recipe -> data -> tokenizers -> Seq2Seq -> fit -> metrics -> export.
+
+Bahdanau et al. (2015) and Luong et al. (2015) style neural machine
+translation. Everything a user runs (`zoo run recipes/translation.yaml`)
+goes through `run`; the pieces are public so tests and notebooks can call
+them one at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo.data.seq2seq_dataset import (
+    END_ID,
+    START_ID,
+    count_real_tokens,
+    make_seq2seq_dataset,
+    pad_batch,
+)
+from zoo.models import MaskedAccuracy, MaskedSparseCrossentropy, Seq2Seq
+from zoo.samplers import beam_search, greedy_search
+from zoo.text.word_tokenizer import WordTokenizer
+from zoo.text.wordpiece_tokenizer import WordPieceTokenizer
+
+TASK = "translation"
+
+
+@dataclasses.dataclass
+class Pair:
+    """One sentence pair; `alignment` holds gold (source_word, target_word) links when known."""
+
+    source: str
+    target: str
+    alignment: tuple[tuple[int, int], ...] | None = None
+
+
+@dataclasses.dataclass
+class Splits:
+    train: list[Pair]
+    validation: list[Pair]
+    test: list[Pair]
+    report: str = ""
+
+
+# --- data -----------------------------------------------------------------------------------
+def load_splits(data: dict) -> Splits:
+    """Reads or generates the pairs a recipe's `data` section names, and splits them."""
+    kind = data["kind"]
+    n_eval = data["validation_size"] + data["test_size"]
+    if kind == "synthetic":
+        from zoo.data.synthetic_translation import generate_translation_pairs, split_examples
+
+        examples = generate_translation_pairs(
+            data["size"] + n_eval,
+            seed=data["seed"],
+            min_words=data["min_words"],
+            max_words=data["max_words"],
+            vocabulary_seed=data["vocabulary_seed"],
+        )
+        train, validation, test = split_examples(
+            examples, data["validation_size"], data["test_size"], seed=data["seed"]
+        )
+        as_pairs = lambda xs: [Pair(x.source, x.target, tuple(x.alignment)) for x in xs]  # noqa: E731
+        report = f"synthetic grammar: {len(examples)} pairs generated (seed {data['seed']})"
+        return Splits(as_pairs(train), as_pairs(validation), as_pairs(test), report)
+
+    from zoo.data.translation_readers import read_parallel_files, read_tsv_pairs
+
+    if kind == "tsv":
+        raw, read_report = read_tsv_pairs(
+            data["path"],
+            columns=tuple(data["columns"]),
+            reverse=data["reverse"],
+            max_pairs=data["max_pairs"],
+        )
+    else:
+        raw, read_report = read_parallel_files(
+            data["source_path"], data["target_path"], max_pairs=data["max_pairs"]
+        )
+    pairs = [Pair(s, t) for s, t in raw]
+    random.Random(data["seed"]).shuffle(pairs)
+    if len(pairs) < n_eval + 1:
+        raise ValueError(
+            f"{read_report.path}: {len(pairs)} usable pairs, but the recipe asks for "
+            f"data.validation_size + data.test_size = {n_eval} held-out pairs plus training data"
+        )
+    # Held-out sources never appear in training (Tatoeba repeats sentences).
+    test, validation = pairs[: data["test_size"]], pairs[data["test_size"] : n_eval]
+    held_out = {p.source for p in test + validation}
+    train = [p for p in pairs[n_eval:] if p.source not in held_out]
+    return Splits(train, validation, test, read_report.summary())
+
+
+# --- tokenizers -----------------------------------------------------------------------------
+def build_tokenizer(texts: list[str], config: dict):
+    cls = WordPieceTokenizer if config["kind"] == "wordpiece" else WordTokenizer
+    kwargs = {"lowercase": config["lowercase"]}
+    if config["kind"] == "wordpiece":
+        kwargs["lower_thresh"] = config["lower_thresh"]
+    return cls.build(texts, config["vocab_size"], **kwargs)
+
+
+def tokenize_all(tokenizer, texts: list[str], batch: int = 4096) -> list[list[int]]:
+    out: list[list[int]] = []
+    for i in range(0, len(texts), batch):
+        out.extend(tokenizer.tokenize(tf.constant(texts[i : i + batch])).to_list())
+    return out
+
+
+# --- model ----------------------------------------------------------------------------------
+def build_model(model_config: dict, source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
+    encoder = dict(model_config["encoder"])
+    decoder = dict(model_config["decoder"])
+    model = Seq2Seq(
+        source_vocab_size,
+        target_vocab_size,
+        embedding_dim=model_config["embedding_dim"],
+        encoder=encoder,
+        decoder=decoder,
+        attention=dict(model_config["attention"]),
+    )
+    model.build()
+    return model
+
+
+def make_optimizer(train: dict) -> keras.optimizers.Optimizer:
+    kwargs: dict[str, Any] = {"learning_rate": train["learning_rate"]}
+    if train["clipnorm"]:
+        kwargs["clipnorm"] = train["clipnorm"]
+    classes = {
+        "adam": keras.optimizers.Adam,
+        "adamw": keras.optimizers.AdamW,
+        "sgd": keras.optimizers.SGD,
+        "rmsprop": keras.optimizers.RMSprop,
+    }
+    return classes[train["optimizer"]](**kwargs)
+
+
+def compile_model(model: Seq2Seq, train: dict) -> None:
+    model.compile(
+        optimizer=make_optimizer(train),
+        loss=MaskedSparseCrossentropy(label_smoothing=train["label_smoothing"]),
+        metrics=[MaskedAccuracy()],
+        # scan cannot be compiled by XLA (KERAS3-NOTES): say so explicitly.
+        jit_compile=bool(train["jit_compile"]),
+    )
+
+
+# --- the in-graph translator (used for evaluation AND exported) -----------------------------
+class Translator(tf.Module):
+    """Strings in, translations out: tokenizers, encoder, sampler and detokenizer in one graph.
+
+    Its `translate` function is what the SavedModel serves; evaluation calls
+    the very same function, so the figures describe the exported model.
+    """
+
+    def __init__(self, model: Seq2Seq, source_tokenizer, target_tokenizer, recipe: dict):
+        super().__init__(name="translator")
+        self.model = model
+        self.source_tokenizer = source_tokenizer
+        self.target_tokenizer = target_tokenizer
+        self.reverse_source = bool(recipe["model"]["reverse_source"])
+        decode = recipe["decode"]
+        self.beam_size = int(decode["beam_size"])
+        self.length_penalty = float(decode["length_penalty"])
+        self.max_length = int(decode["max_length"])
+
+    def encode_text(self, text: tf.Tensor):
+        """Strings -> padded source ids (with [END]), their lengths, and source pieces."""
+        ids = tf.cast(self.source_tokenizer.tokenize(text), tf.int32)
+        word_count = ids.row_lengths()
+        pieces = self.source_tokenizer.id_to_token(ids)
+        end = tf.fill([tf.shape(text)[0], 1], tf.constant(END_ID, tf.int32))
+        ids = tf.concat([ids, tf.RaggedTensor.from_tensor(end)], axis=1)
+        lengths = tf.cast(ids.row_lengths(), tf.int32)
+        dense = ids.to_tensor(0)
+        # At least 2 positions: a zero-length time axis crashes the encoder RNN.
+        dense = tf.pad(dense, [[0, 0], [0, tf.maximum(0, 2 - tf.shape(dense)[1])]])
+        if self.reverse_source:
+            dense = tf.reverse_sequence(dense, lengths - 1, seq_axis=1, batch_axis=0)
+        return dense, lengths, pieces, word_count
+
+    def decode_ids(self, source, beam_size: int, max_length) -> dict:
+        memory = self.model.encode(source, training=False)
+        state = self.model.initial_state(memory)
+        common = dict(
+            batch_size=tf.shape(source)[0], start_id=START_ID, end_id=END_ID, max_length=max_length
+        )
+        if isinstance(beam_size, int) and beam_size == 1:
+            return greedy_search(self.model.step, state, memory, **common)
+        return beam_search(
+            self.model.step,
+            state,
+            memory,
+            beam_size=beam_size,
+            length_penalty=self.length_penalty,
+            **common,
+        )
+
+    def translate_text(self, text, beam_size: int | None = None, max_length=None) -> dict:
+        beam_size = self.beam_size if beam_size is None else beam_size
+        max_length = self.max_length if max_length is None else max_length
+        text = tf.reshape(tf.convert_to_tensor(text, tf.string), [-1])
+        source, source_lengths, source_pieces, word_count = self.encode_text(text)
+        result = self.decode_ids(source, beam_size, max_length)
+        has_words = word_count > 0
+        lengths = tf.where(has_words, tf.cast(result["lengths"], tf.int32), 0)
+        width = tf.reduce_max(tf.concat([lengths, [0]], 0))
+        tokens = tf.RaggedTensor.from_tensor(
+            tf.cast(result["tokens"][:, :width], tf.int32), lengths=lengths
+        )
+        # Documented result: an empty (or all-whitespace) input translates to "".
+        translation = tf.where(has_words, self.target_tokenizer.detokenize(tokens), "")
+        attention = tf.cast(result["attention"][:, :width], tf.float32)
+        if self.reverse_source:  # report attention over the source in reading order
+            attention = tf.reverse_sequence(attention, source_lengths - 1, seq_axis=2, batch_axis=0)
+        attention = attention[:, :, : tf.shape(source_pieces.to_tensor(""))[1] + 1]
+        zero_if_empty = tf.cast(has_words, tf.float32)
+        return {
+            "translation": translation,
+            "tokens": self.target_tokenizer.id_to_token(tokens).to_tensor(""),
+            "source_tokens": tf.concat(
+                [
+                    source_pieces,
+                    tf.RaggedTensor.from_tensor(tf.fill([tf.shape(text)[0], 1], "[END]")),
+                ],
+                1,
+            ).to_tensor(""),
+            "attention": attention * zero_if_empty[:, None, None],
+            "score": tf.cast(result["scores"], tf.float32) * zero_if_empty,
+            "length": lengths,
+        }
+
+
+# --- evaluation -----------------------------------------------------------------------------
+def translate_corpus(
+    translate_fn, sources: list[str], batch_size: int = 64, progress: bool = True
+) -> list[dict]:
+    """Translates a list of sentences in batches; returns one dict of NumPy values per sentence."""
+    results = []
+    bar = keras.utils.Progbar(len(sources), unit_name="sentence") if progress else None
+    for i in range(0, len(sources), batch_size):
+        batch = translate_fn(tf.constant(sources[i : i + batch_size]))
+        batch = {k: v.numpy() for k, v in batch.items()}
+        for j in range(len(batch["translation"])):
+            results.append({k: v[j] for k, v in batch.items()})
+        if bar:
+            bar.add(len(batch["translation"]))
+    return results
+
+
+def teacher_forced_attention(
+    model, translator, pairs: list[Pair], batch_size: int = 64
+) -> list[np.ndarray]:
+    """Attention while the model reads the REFERENCE translation, mapped to source reading order.
+
+    Alignment quality is measured on forced decoding, as is usual for AER, so
+    that a wrong translation does not hide a right alignment.
+    """
+    out = []
+    for i in range(0, len(pairs), batch_size):
+        chunk = pairs[i : i + batch_size]
+        source, source_lengths, _, _ = translator.encode_text(
+            tf.constant([p.source for p in chunk])
+        )
+        target_ids = tokenize_all(translator.target_tokenizer, [p.target for p in chunk])
+        target_in = pad_batch([[START_ID, *t] for t in target_ids])
+        _, attention = model.forward_with_attention(source, target_in, training=False)
+        attention = np.asarray(attention, dtype=np.float32)
+        for j, pair_target in enumerate(target_ids):
+            length = int(source_lengths[j])
+            weights = attention[j, : len(pair_target) + 1, :length]
+            if translator.reverse_source:
+                weights = np.concatenate(
+                    [weights[:, : length - 1][:, ::-1], weights[:, length - 1 :]], 1
+                )
+            out.append(weights)
+    return out
+
+
+def evaluate(
+    model, translator, pairs: list[Pair], evaluate_config: dict, translate_fn=None
+) -> dict:
+    """Real decoding of `pairs`: sacreBLEU, chrF, BLEU by source length, and AER if gold links exist."""
+    from zoo.metrics.alignment import (
+        alignment_error_rate,
+        attention_to_alignment,
+        word_ids_from_wordpieces,
+    )
+    from zoo.metrics.bleu import bleu_by_length, corpus_bleu, corpus_chrf
+
+    if evaluate_config.get("max_examples"):
+        pairs = pairs[: evaluate_config["max_examples"]]
+    translate_fn = translate_fn or translator.translate_text
+    started = time.time()
+    results = translate_corpus(translate_fn, [p.source for p in pairs])
+    decode_seconds = time.time() - started
+    hypotheses = [r["translation"].decode("utf-8") for r in results]
+    references = [p.target for p in pairs]
+    sources = [p.source for p in pairs]
+    metrics: dict[str, Any] = {
+        "examples": len(pairs),
+        "bleu": corpus_bleu(hypotheses, references),
+        "chrf": corpus_chrf(hypotheses, references),
+        "bleu_by_length": bleu_by_length(
+            sources, hypotheses, references, tuple(evaluate_config["length_buckets"])
+        ),
+        "decode_seconds": round(decode_seconds, 2),
+        "sentences_per_second": round(len(pairs) / max(decode_seconds, 1e-9), 1),
+    }
+    if evaluate_config.get("alignment") and pairs and pairs[0].alignment is not None:
+        predicted, gold = [], []
+        attentions = teacher_forced_attention(model, translator, pairs)
+        for pair, weights in zip(pairs, attentions, strict=True):
+            src_pieces = [
+                t.decode()
+                for t in translator.source_tokenizer.id_to_token(
+                    translator.source_tokenizer.tokenize(tf.constant([pair.source]))
+                ).to_list()[0]
+            ] + ["[END]"]
+            tgt_pieces = [
+                t.decode()
+                for t in translator.target_tokenizer.id_to_token(
+                    translator.target_tokenizer.tokenize(tf.constant([pair.target]))
+                ).to_list()[0]
+            ] + ["[END]"]
+            predicted.append(
+                attention_to_alignment(
+                    weights[: len(tgt_pieces), : len(src_pieces)],
+                    word_ids_from_wordpieces(src_pieces),
+                    word_ids_from_wordpieces(tgt_pieces),
+                )
+            )
+            gold.append(set(map(tuple, pair.alignment)))
+        metrics["alignment_error_rate"] = alignment_error_rate(predicted, gold)
+    metrics["samples"] = [
+        {"source": s, "reference": r, "translation": h}
+        for s, r, h in list(zip(sources, references, hypotheses, strict=True))[:5]
+    ]
+    return metrics
+
+
+# --- the whole run --------------------------------------------------------------------------
+def run(recipe: dict, *, log=print) -> dict:
+    """Trains, evaluates and exports what `recipe` describes. Returns paths and metrics."""
+    from zoo.export import export_translation
+
+    keras.utils.set_random_seed(recipe["train"]["seed"])
+    started = time.time()
+    run_dir = Path(recipe["run"]["dir"]) / recipe["name"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    splits = load_splits(recipe["data"])
+    log(f"data: {splits.report}")
+    log(
+        f"data: {len(splits.train)} train, {len(splits.validation)} validation, {len(splits.test)} test pairs"
+    )
+
+    t0 = time.time()
+    source_tokenizer = build_tokenizer([p.source for p in splits.train], recipe["tokenizer"])
+    target_tokenizer = build_tokenizer([p.target for p in splits.train], recipe["tokenizer"])
+    log(
+        f"tokenizer: {recipe['tokenizer']['kind']}, source vocabulary {source_tokenizer.vocab_size}, "
+        f"target vocabulary {target_tokenizer.vocab_size} ({time.time() - t0:.1f} s)"
+    )
+
+    datasets = {}
+    token_counts = {}
+    for split in ("train", "validation"):
+        pairs = getattr(splits, split)
+        source_ids = tokenize_all(source_tokenizer, [p.source for p in pairs])
+        target_ids = tokenize_all(target_tokenizer, [p.target for p in pairs])
+        if split == "train":
+            keep = [
+                i for i, s in enumerate(source_ids) if len(s) <= recipe["data"]["max_source_tokens"]
+            ]
+            if len(keep) < len(source_ids):
+                log(
+                    f"data: {len(source_ids) - len(keep)} training pairs longer than data.max_source_tokens dropped"
+                )
+            source_ids = [source_ids[i] for i in keep]
+            target_ids = [target_ids[i] for i in keep]
+        token_counts[split] = count_real_tokens(target_ids)
+        datasets[split] = make_seq2seq_dataset(
+            source_ids,
+            target_ids,
+            batch_size=recipe["train"]["batch_size"],
+            batch_tokens=recipe["train"]["batch_tokens"] if split == "train" else None,
+            bucket_boundaries=recipe["train"]["bucket_boundaries"],
+            reverse_source=recipe["model"]["reverse_source"],
+            shuffle=split == "train",
+            seed=recipe["train"]["seed"],
+        )
+
+    if recipe["train"]["mixed_precision"]:
+        # bfloat16 compute, float32 weights; pays off only for large dense work.
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = build_model(recipe["model"], source_tokenizer.vocab_size, target_tokenizer.vocab_size)
+    compile_model(model, recipe["train"])
+    log(f"model: {model.count_params():,} parameters")
+
+    train = recipe["train"]
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoint.keras")),
+        keras.callbacks.TensorBoard(str(run_dir / "logs")),
+    ]
+    if train["patience"]:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                patience=train["patience"], restore_best_weights=True, verbose=1
+            )
+        )
+    t0 = time.time()
+    history = model.fit(
+        datasets["train"],
+        validation_data=datasets["validation"],
+        epochs=train["epochs"],
+        steps_per_epoch=train["steps_per_epoch"],
+        callbacks=callbacks,
+        shuffle=False,  # the dataset reshuffles itself each epoch
+        verbose="auto",
+    )
+    train_seconds = time.time() - t0
+    epochs_run = len(history.history.get("loss", []))
+    log(
+        f"train: {epochs_run} epochs in {train_seconds:.0f} s, "
+        f"{token_counts['train'] * epochs_run / max(train_seconds, 1e-9):,.0f} target tokens/s (padding excluded)"
+    )
+
+    translator = Translator(model, source_tokenizer, target_tokenizer, recipe)
+    translate_fn = tf.function(translator.translate_text, autograph=False, reduce_retracing=True)
+    metrics = evaluate(
+        model, translator, splits.test, recipe["evaluate"], translate_fn=translate_fn
+    )
+    metrics["train_seconds"] = round(train_seconds, 1)
+    metrics["epochs"] = epochs_run
+    metrics["history"] = {k: [float(x) for x in v] for k, v in history.history.items()}
+    log(format_metrics(metrics))
+
+    export_dir = export_translation(translator, recipe, metrics)
+    metrics["total_seconds"] = round(time.time() - started, 1)
+    log(f"export: {export_dir}")
+    log(f"total: {metrics['total_seconds']:.0f} s")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    return {"export_dir": str(export_dir), "metrics": metrics, "run_dir": str(run_dir)}
+
+
+def format_metrics(metrics: dict) -> str:
+    lines = [
+        f"test: sacreBLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f} on {metrics['examples']} sentences"
+    ]
+    if "alignment_error_rate" in metrics:
+        lines.append(f"test: attention alignment error rate {metrics['alignment_error_rate']:.3f}")
+    buckets = ", ".join(
+        f"{b['bucket']}: {b['bleu']:.1f} ({b['count']})"
+        for b in metrics["bleu_by_length"]
+        if b["count"]
+    )
+    lines.append(f"test: BLEU by source length: {buckets}")
+    for sample in metrics.get("samples", [])[:3]:
+        lines.append(
+            f"  src: {sample['source']}\n  ref: {sample['reference']}\n  hyp: {sample['translation']}"
+        )
+    return "\n".join(lines)
