@@ -1034,6 +1034,12 @@ TRANSLATION_SCHEMA = Section(
             "steps_per_epoch": Field(int, None, check=_COUNT),
             "optimizer": Field(str, "adam", choices=("adam", "adamw", "sgd", "rmsprop")),
             "learning_rate": Field(float, 0.001, check=positive()),
+            "schedule": Field(
+                str,
+                "cosine",
+                choices=("constant", "cosine"),
+                doc="cosine: decay the learning rate to 5% of its value over the run",
+            ),
             "clipnorm": Field(float, 5.0, nullable=True, check=positive()),
             "label_smoothing": Field(float, 0.0, check=in_range(0, 1)),
             "bucket_boundaries": Field(

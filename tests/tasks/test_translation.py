@@ -213,3 +213,35 @@ def test_cli_predict_prints_translation_and_writes_plot(trained, tmp_path):
 def test_cli_predict_names_a_missing_export(tmp_path):
     proc = _zoo("predict", str(tmp_path / "nothing"), "hello", cwd=tmp_path)
     assert proc.returncode == 2 and "no exported model" in proc.stderr
+
+
+def test_interrupted_training_resumes_where_it_stopped(tmp_path):
+    import keras
+
+    from zoo.tasks import translation
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt("power cut")
+
+    recipe = resolve_recipe(
+        TINY,
+        [
+            "train.epochs=3",
+            "data.size=120",
+            "data.test_size=5",
+            "decode.beam_size=1",
+            f"export.dir={tmp_path / 'saved_models'}",
+            f"run.dir={tmp_path / 'runs'}",
+        ],
+    )
+    with pytest.raises(KeyboardInterrupt):
+        translation.run(recipe, log=lambda _: None, callbacks=[Interrupt()])
+    assert not (tmp_path / "saved_models" / "tiny").exists() or not any(
+        (tmp_path / "saved_models" / "tiny").iterdir()
+    )
+    result = translation.run(recipe, log=lambda _: None)
+    assert result["metrics"]["epochs"] == 2, (
+        "epoch 0 was done before the interruption: only 1 and 2 remain"
+    )

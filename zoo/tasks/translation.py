@@ -132,8 +132,13 @@ def build_model(model_config: dict, source_vocab_size: int, target_vocab_size: i
     return model
 
 
-def make_optimizer(train: dict) -> keras.optimizers.Optimizer:
-    kwargs: dict[str, Any] = {"learning_rate": train["learning_rate"]}
+def make_optimizer(train: dict, steps_per_epoch: int | None = None) -> keras.optimizers.Optimizer:
+    learning_rate: Any = train["learning_rate"]
+    if train["schedule"] == "cosine" and steps_per_epoch:
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=steps_per_epoch * train["epochs"], alpha=0.05
+        )
+    kwargs: dict[str, Any] = {"learning_rate": learning_rate}
     if train["clipnorm"]:
         kwargs["clipnorm"] = train["clipnorm"]
     classes = {
@@ -145,9 +150,9 @@ def make_optimizer(train: dict) -> keras.optimizers.Optimizer:
     return classes[train["optimizer"]](**kwargs)
 
 
-def compile_model(model: Seq2Seq, train: dict) -> None:
+def compile_model(model: Seq2Seq, train: dict, steps_per_epoch: int | None = None) -> None:
     model.compile(
-        optimizer=make_optimizer(train),
+        optimizer=make_optimizer(train, steps_per_epoch),
         loss=MaskedSparseCrossentropy(label_smoothing=train["label_smoothing"]),
         metrics=[MaskedAccuracy()],
         # scan cannot be compiled by XLA (KERAS3-NOTES): say so explicitly.
@@ -350,8 +355,12 @@ def evaluate(
 
 
 # --- the whole run --------------------------------------------------------------------------
-def run(recipe: dict, *, log=print) -> dict:
-    """Trains, evaluates and exports what `recipe` describes. Returns paths and metrics."""
+def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
+    """Trains, evaluates and exports what `recipe` describes. Returns paths and metrics.
+
+    Training resumes from `runs/<name>/backup` when an earlier run of the
+    same recipe name was interrupted; `callbacks` are added to `fit`'s.
+    """
     from zoo.export import export_translation
 
     keras.utils.set_random_seed(recipe["train"]["seed"])
@@ -405,11 +414,13 @@ def run(recipe: dict, *, log=print) -> dict:
         # bfloat16 compute, float32 weights; pays off only for large dense work.
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     model = build_model(recipe["model"], source_tokenizer.vocab_size, target_tokenizer.vocab_size)
-    compile_model(model, recipe["train"])
+    steps = recipe["train"]["steps_per_epoch"] or int(datasets["train"].cardinality())
+    compile_model(model, recipe["train"], steps)
     log(f"model: {model.count_params():,} parameters")
 
     train = recipe["train"]
     callbacks = [
+        *callbacks,
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoint.keras")),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
