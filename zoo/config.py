@@ -24,7 +24,6 @@ import copy
 import difflib
 import os
 import re
-import tempfile
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from zoo.atomic_file import write_atomically
 
 __all__ = [
     "REQUIRED",
@@ -860,29 +861,10 @@ def dump_recipe(recipe: Mapping[str, Any]) -> str:
     return "".join(chunks)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save_recipe(recipe: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write a recipe as YAML (see `dump_recipe`), atomically, creating folders."""
     text = dump_recipe(recipe)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".recipe-", suffix=".yaml.tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        # mkstemp creates the file 0600; give it the mode a plain open() would.
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    write_atomically(path, lambda file: file.write(text))
 
 
 # --------------------------------------------------------------------------- translation

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from zoo.atomic_file import write_atomically
 
 __all__ = ["plot_attention", "plot_bleu_by_length", "save_figure"]
 
@@ -182,22 +183,4 @@ def plot_bleu_by_length(
 def save_figure(figure: Figure, path: str | os.PathLike) -> None:
     """Write ``figure`` as a PNG at ``path``, atomically, creating folders."""
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".plot-", suffix=".png.tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            figure.savefig(file, format="png", dpi=_DPI)
-        # mkstemp creates the file 0600; give it the mode a plain open() would.
-        os.chmod(temporary, 0o666 & ~_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=_DPI), binary=True)
