@@ -28,12 +28,14 @@ def cmd_run(args) -> int:
     save_recipe(recipe, run_dir / "recipe.yaml")
     print(f"# saved to {run_dir / 'recipe.yaml'}")
 
+    from zoo.data.translation_readers import DataFormatError
     from zoo.tasks import get_task
 
     try:
         result = get_task(recipe["task"]).run(recipe)
-    except (FileNotFoundError, ValueError) as error:
-        # Data problems found once reading starts (empty file, too few pairs...).
+    except (FileNotFoundError, FileExistsError, DataFormatError) as error:
+        # Problems with the user's files, found once reading starts (empty
+        # file, too few pairs, an export version that exists): no traceback.
         print(f"zoo run: {error}", file=sys.stderr)
         return 2
     print(f"# exported to {result['export_dir']}")
@@ -54,6 +56,14 @@ def cmd_predict(args) -> int:
     if not inputs:
         print("zoo predict: give at least one input (or --file)", file=sys.stderr)
         return 2
+    for name in ("beam_size", "max_length"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            print(
+                f"zoo predict: --{name.replace('_', '-')} must be >= 1, got {value}",
+                file=sys.stderr,
+            )
+            return 2
     results = model(inputs, beam_size=args.beam_size, max_length=args.max_length)
     for i, result in enumerate(results):
         if args.json:
@@ -70,7 +80,11 @@ def cmd_predict(args) -> int:
             )
         else:
             print(result.text)
-        if args.plot:
+        if args.plot and not result.tokens:
+            print(
+                f"# no attention plot for input {i + 1}: the translation is empty", file=sys.stderr
+            )
+        elif args.plot:
             path = Path(args.plot)
             if len(results) > 1:
                 path = path.with_name(f"{path.stem}_{i}{path.suffix}")

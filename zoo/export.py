@@ -68,11 +68,20 @@ def atomic_export(
         extra_dir.mkdir()
         for name, write in extras.items():
             write(extra_dir / name)
+        # mkdtemp makes the folder 0700: a model server running as another
+        # user must be able to read the version.
+        os.chmod(tmp, 0o777 & ~_umask())
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(obj) -> Callable[[Path], None]:

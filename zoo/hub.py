@@ -16,6 +16,10 @@ class TranslationResult:
 
     `attention` has shape `(len(tokens), len(source_tokens))`: row `t` is the
     distribution over the source tokens when output token `t` was produced.
+    `score` is the sum of the output's log-probabilities (end token included)
+    for greedy search (`beam_size=1` in the recipe), and that sum divided by
+    the GNMT length penalty for beam search. An empty input gives `text == ""`,
+    no tokens and score 0.
     """
 
     source: str
@@ -59,7 +63,7 @@ class LoadedModel:
         task: `"translation"` (more tasks later).
         recipe: the resolved recipe it was trained with.
         metrics: the metrics measured at export.
-        signatures: the raw SavedModel object (`tf.saved_model.load`).
+        saved_model: the raw SavedModel object (`tf.saved_model.load`).
     """
 
     def __init__(self, path: Path):
@@ -102,8 +106,8 @@ class LoadedModel:
         if beam_size is None and max_length is None:
             out = self.saved_model.signatures["translate"](text=text)
         else:
-            beam = beam_size or int(self.recipe["decode"]["beam_size"])
-            length = max_length or int(self.recipe["decode"]["max_length"])
+            beam = int(self.recipe["decode"]["beam_size"]) if beam_size is None else beam_size
+            length = int(self.recipe["decode"]["max_length"]) if max_length is None else max_length
             if beam < 1 or length < 1:
                 raise ValueError(
                     f"beam_size and max_length must be >= 1. Received: {beam}, {length}"

@@ -136,6 +136,10 @@ def test_export_loads_with_plain_tensorflow_without_zoo(trained, tmp_path):
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stdout.strip().endswith("OK")
+        import zoo
+
+        in_process = zoo.load(moved).translate("the dog saw a cat .").text
+        assert proc.stdout.splitlines()[0].startswith(in_process + " ")
     finally:
         os.rename(moved, result["export_dir"])
 
@@ -210,6 +214,44 @@ def test_cli_predict_prints_translation_and_writes_plot(trained, tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cli_predict_plot_skips_an_empty_translation(trained, tmp_path):
+    _, result, _ = trained
+    plot = tmp_path / "attention.png"
+    proc = _zoo("predict", result["export_dir"], "", "--plot", str(plot), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout == "\n" and "translation is empty" in proc.stderr and not plot.exists()
+
+
+def test_cli_predict_rejects_a_zero_beam(trained, tmp_path):
+    _, result, _ = trained
+    proc = _zoo("predict", result["export_dir"], "a cat .", "--beam-size", "0", cwd=tmp_path)
+    assert proc.returncode == 2 and "--beam-size must be >= 1" in proc.stderr
+
+
+def test_existing_export_version_fails_before_training(trained, tmp_path):
+    from zoo.tasks import translation
+
+    recipe, result, _ = trained
+    clash = resolve_recipe(recipe, ["export.version=1"])
+    logs = []
+    with pytest.raises(FileExistsError, match="export.version"):
+        translation.run(clash, log=logs.append)
+    assert not any(line.startswith("train:") for line in logs)
+
+
+def test_a_backup_from_another_recipe_is_discarded(tmp_path):
+    from zoo.tasks.translation import discard_stale_backup
+
+    recipe = resolve_recipe(TINY)
+    logs = []
+    discard_stale_backup(tmp_path, recipe, logs.append)
+    (tmp_path / "backup").mkdir()
+    discard_stale_backup(tmp_path, recipe, logs.append)  # same recipe: kept
+    assert (tmp_path / "backup").exists() and logs == []
+    discard_stale_backup(tmp_path, resolve_recipe(recipe, ["model.decoder.units=32"]), logs.append)
+    assert not (tmp_path / "backup").exists() and "different recipe" in logs[0]
+
+
 def test_cli_predict_names_a_missing_export(tmp_path):
     proc = _zoo("predict", str(tmp_path / "nothing"), "hello", cwd=tmp_path)
     assert proc.returncode == 2 and "no exported model" in proc.stderr
@@ -232,6 +274,7 @@ def test_interrupted_training_resumes_where_it_stopped(tmp_path):
             "data.size=120",
             "data.test_size=5",
             "decode.beam_size=1",
+            "model.reverse_source=true",
             f"export.dir={tmp_path / 'saved_models'}",
             f"run.dir={tmp_path / 'runs'}",
         ],
@@ -241,7 +284,9 @@ def test_interrupted_training_resumes_where_it_stopped(tmp_path):
     assert not (tmp_path / "saved_models" / "tiny").exists() or not any(
         (tmp_path / "saved_models" / "tiny").iterdir()
     )
-    result = translation.run(recipe, log=lambda _: None)
-    assert result["metrics"]["epochs"] == 2, (
+    metrics = translation.run(recipe, log=lambda _: None)["metrics"]
+    assert metrics["epochs_this_run"] == 2, (
         "epoch 0 was done before the interruption: only 1 and 2 remain"
     )
+    assert metrics["epochs"] == 3
+    assert 0.0 <= metrics["alignment_error_rate"] <= 1.0  # the reversed-source AER path ran

@@ -14,7 +14,8 @@ def test_translation_recipe_reaches_bleu_90_and_aer_020(tmp_path):
     from zoo.tasks import translation
 
     recipe = load_recipe(
-        RECIPES / "translation.yaml", [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"]
+        RECIPES / "translation.yaml",
+        [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
     )
     metrics = translation.run(recipe)["metrics"]
     assert metrics["bleu"] >= 90.0, metrics["bleu"]

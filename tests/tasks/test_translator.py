@@ -1,5 +1,6 @@
 """The in-graph Translator: source encoding, reversal and attention in reading order."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,6 +14,7 @@ SENTENCES = ["the dog saw a cat .", "a cat sleeps .", "the old dog ."]
 
 
 def _translator(reverse: bool, beam_size: int = 1):
+    keras.utils.set_random_seed(7)
     recipe = resolve_recipe(
         {
             "task": "translation",
@@ -29,6 +31,9 @@ def _translator(reverse: bool, beam_size: int = 1):
     source = WordTokenizer.build(SENTENCES, 50)
     target = WordTokenizer.build(["x y z", "y z"], 50)
     model = build_model(recipe["model"], source.vocab_size, target.vocab_size)
+    # Untrained: keep it from ending at once, so the outputs have steps to compare.
+    bias = model.decoder.logits_dense.bias
+    bias.assign(bias.numpy() - 20.0 * (np.arange(target.vocab_size) == END_ID))
     return Translator(model, source, target, recipe)
 
 
@@ -53,6 +58,7 @@ def test_reversed_source_attention_is_reported_in_reading_order(beam_size):
     source, lengths, _, _ = translator.encode_text(text)
     result = translator.decode_ids(source, beam_size, 6)
     steps = int(out["length"][0])
+    assert steps > 0, "the seeded stub model must emit tokens, else this test compares nothing"
     raw = result["attention"].numpy()[0, :steps, : int(lengths[0])]
     words = int(lengths[0]) - 1
     expected = np.concatenate([raw[:, :words][:, ::-1], raw[:, words:]], axis=1)
@@ -68,3 +74,22 @@ def test_reversed_source_attention_is_reported_in_reading_order(beam_size):
         ".",
         "[END]",
     ]
+
+
+def test_serving_options_below_one_are_raised_to_one():
+    translator = _translator(False, beam_size=3)
+    out = translator.translate_text(
+        tf.constant(["a cat ."]), beam_size=tf.constant(0), max_length=tf.constant(-5)
+    )
+    assert int(out["length"][0]) <= 1
+
+
+def test_mixed_precision_is_set_on_the_model_not_globally():
+    from zoo.tasks.translation import build_model
+
+    recipe = resolve_recipe(
+        {"task": "translation", "model": {"encoder": {"units": 4}, "decoder": {"units": 4}}}
+    )
+    model = build_model(recipe["model"], 10, 10, dtype="mixed_bfloat16")
+    assert model.compute_dtype == "bfloat16" and model.decoder.compute_dtype == "bfloat16"
+    assert keras.config.dtype_policy().name == "float32"

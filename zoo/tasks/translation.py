@@ -73,7 +73,7 @@ def load_splits(data: dict) -> Splits:
         report = f"synthetic grammar: {len(examples)} pairs generated (seed {data['seed']})"
         return Splits(as_pairs(train), as_pairs(validation), as_pairs(test), report)
 
-    from zoo.data.translation_readers import read_parallel_files, read_tsv_pairs
+    from zoo.data.translation_readers import DataFormatError, read_parallel_files, read_tsv_pairs
 
     if kind == "tsv":
         raw, read_report = read_tsv_pairs(
@@ -89,7 +89,7 @@ def load_splits(data: dict) -> Splits:
     pairs = [Pair(s, t) for s, t in raw]
     random.Random(data["seed"]).shuffle(pairs)
     if len(pairs) < n_eval + 1:
-        raise ValueError(
+        raise DataFormatError(
             f"{read_report.path}: {len(pairs)} usable pairs, but the recipe asks for "
             f"data.validation_size + data.test_size = {n_eval} held-out pairs plus training data"
         )
@@ -97,6 +97,11 @@ def load_splits(data: dict) -> Splits:
     test, validation = pairs[: data["test_size"]], pairs[data["test_size"] : n_eval]
     held_out = {p.source for p in test + validation}
     train = [p for p in pairs[n_eval:] if p.source not in held_out]
+    if not train:
+        raise DataFormatError(
+            f"{read_report.path}: no training pair is left once the {n_eval} held-out sentences "
+            "and their repetitions are set aside; lower data.validation_size / data.test_size"
+        )
     return Splits(train, validation, test, read_report.summary())
 
 
@@ -117,7 +122,9 @@ def tokenize_all(tokenizer, texts: list[str], batch: int = 4096) -> list[list[in
 
 
 # --- model ----------------------------------------------------------------------------------
-def build_model(model_config: dict, source_vocab_size: int, target_vocab_size: int) -> Seq2Seq:
+def build_model(
+    model_config: dict, source_vocab_size: int, target_vocab_size: int, dtype: str | None = None
+) -> Seq2Seq:
     encoder = dict(model_config["encoder"])
     decoder = dict(model_config["decoder"])
     model = Seq2Seq(
@@ -127,6 +134,7 @@ def build_model(model_config: dict, source_vocab_size: int, target_vocab_size: i
         encoder=encoder,
         decoder=decoder,
         attention=dict(model_config["attention"]),
+        dtype=dtype,
     )
     model.build()
     return model
@@ -212,8 +220,9 @@ class Translator(tf.Module):
         )
 
     def translate_text(self, text, beam_size: int | None = None, max_length=None) -> dict:
-        beam_size = self.beam_size if beam_size is None else beam_size
-        max_length = self.max_length if max_length is None else max_length
+        # Serving clients may send anything: at least one beam and one step.
+        beam_size = self.beam_size if beam_size is None else tf.maximum(beam_size, 1)
+        max_length = self.max_length if max_length is None else tf.maximum(max_length, 1)
         text = tf.reshape(tf.convert_to_tensor(text, tf.string), [-1])
         source, source_lengths, source_pieces, word_count = self.encode_text(text)
         result = self.decode_ids(source, beam_size, max_length)
@@ -266,11 +275,15 @@ def translate_corpus(
 def teacher_forced_attention(
     model, translator, pairs: list[Pair], batch_size: int = 64
 ) -> list[np.ndarray]:
-    """Attention while the model reads the REFERENCE translation, mapped to source reading order.
+    """Attention while the model reads the REFERENCE translation, in source reading order.
 
+    One matrix per pair, `(target pieces + [END], source pieces + [END])`.
     Alignment quality is measured on forced decoding, as is usual for AER, so
     that a wrong translation does not hide a right alignment.
     """
+    forward = tf.function(
+        lambda s, t: model.forward_with_attention(s, t, training=False)[1], reduce_retracing=True
+    )
     out = []
     for i in range(0, len(pairs), batch_size):
         chunk = pairs[i : i + batch_size]
@@ -279,8 +292,7 @@ def teacher_forced_attention(
         )
         target_ids = tokenize_all(translator.target_tokenizer, [p.target for p in chunk])
         target_in = pad_batch([[START_ID, *t] for t in target_ids])
-        _, attention = model.forward_with_attention(source, target_in, training=False)
-        attention = np.asarray(attention, dtype=np.float32)
+        attention = forward(source, tf.constant(target_in)).numpy().astype(np.float32)
         for j, pair_target in enumerate(target_ids):
             length = int(source_lengths[j])
             weights = attention[j, : len(pair_target) + 1, :length]
@@ -290,6 +302,14 @@ def teacher_forced_attention(
                 )
             out.append(weights)
     return out
+
+
+def pieces_with_end(tokenizer, texts: list[str]) -> list[list[str]]:
+    """Each text's subword strings, then "[END]" (the rows/columns of the attention)."""
+    ids = tokenizer.tokenize(tf.constant(texts))
+    return [
+        [p.decode("utf-8") for p in row] + ["[END]"] for row in tokenizer.id_to_token(ids).to_list()
+    ]
 
 
 def evaluate(
@@ -325,19 +345,11 @@ def evaluate(
     if evaluate_config.get("alignment") and pairs and pairs[0].alignment is not None:
         predicted, gold = [], []
         attentions = teacher_forced_attention(model, translator, pairs)
-        for pair, weights in zip(pairs, attentions, strict=True):
-            src_pieces = [
-                t.decode()
-                for t in translator.source_tokenizer.id_to_token(
-                    translator.source_tokenizer.tokenize(tf.constant([pair.source]))
-                ).to_list()[0]
-            ] + ["[END]"]
-            tgt_pieces = [
-                t.decode()
-                for t in translator.target_tokenizer.id_to_token(
-                    translator.target_tokenizer.tokenize(tf.constant([pair.target]))
-                ).to_list()[0]
-            ] + ["[END]"]
+        all_src = pieces_with_end(translator.source_tokenizer, [p.source for p in pairs])
+        all_tgt = pieces_with_end(translator.target_tokenizer, [p.target for p in pairs])
+        for pair, weights, src_pieces, tgt_pieces in zip(
+            pairs, attentions, all_src, all_tgt, strict=True
+        ):
             predicted.append(
                 attention_to_alignment(
                     weights[: len(tgt_pieces), : len(src_pieces)],
@@ -367,6 +379,8 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
     started = time.time()
     run_dir = Path(recipe["run"]["dir"]) / recipe["name"]
     run_dir.mkdir(parents=True, exist_ok=True)
+    check_export_target(recipe)
+    discard_stale_backup(run_dir, recipe, log)
 
     splits = load_splits(recipe["data"])
     log(f"data: {splits.report}")
@@ -410,10 +424,12 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
             seed=recipe["train"]["seed"],
         )
 
-    if recipe["train"]["mixed_precision"]:
-        # bfloat16 compute, float32 weights; pays off only for large dense work.
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    model = build_model(recipe["model"], source_tokenizer.vocab_size, target_tokenizer.vocab_size)
+    # bfloat16 compute with float32 weights pays off only for large dense
+    # work; set on the model, not globally, so nothing else in the process changes.
+    dtype = "mixed_bfloat16" if recipe["train"]["mixed_precision"] else None
+    model = build_model(
+        recipe["model"], source_tokenizer.vocab_size, target_tokenizer.vocab_size, dtype
+    )
     steps = recipe["train"]["steps_per_epoch"] or int(datasets["train"].cardinality())
     compile_model(model, recipe["train"], steps)
     log(f"model: {model.count_params():,} parameters")
@@ -442,7 +458,7 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
         verbose="auto",
     )
     train_seconds = time.time() - t0
-    epochs_run = len(history.history.get("loss", []))
+    epochs_run = len(history.epoch)  # this call; fewer than asked after a resume
     log(
         f"train: {epochs_run} epochs in {train_seconds:.0f} s, "
         f"{token_counts['train'] * epochs_run / max(train_seconds, 1e-9):,.0f} target tokens/s (padding excluded)"
@@ -454,7 +470,8 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
         model, translator, splits.test, recipe["evaluate"], translate_fn=translate_fn
     )
     metrics["train_seconds"] = round(train_seconds, 1)
-    metrics["epochs"] = epochs_run
+    metrics["epochs"] = history.epoch[-1] + 1 if history.epoch else 0
+    metrics["epochs_this_run"] = epochs_run
     metrics["history"] = {k: [float(x) for x in v] for k, v in history.history.items()}
     log(format_metrics(metrics))
 
@@ -464,6 +481,36 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
     log(f"total: {metrics['total_seconds']:.0f} s")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
     return {"export_dir": str(export_dir), "metrics": metrics, "run_dir": str(run_dir)}
+
+
+def check_export_target(recipe: dict) -> None:
+    """Fails before any training when `export.version` names a version that exists."""
+    version = recipe["export"]["version"]
+    target = Path(recipe["export"]["dir"]) / recipe["name"] / str(version)
+    if version is not None and target.exists():
+        raise FileExistsError(
+            f"export.version: {target} already exists; versions are never overwritten"
+        )
+
+
+def discard_stale_backup(run_dir: Path, recipe: dict, log) -> None:
+    """A backup of an interrupted run is resumed only by the same recipe.
+
+    `BackupAndRestore` would otherwise restore weights of another model (or
+    fail on their shapes) after the user changed the recipe.
+    """
+    import hashlib
+    import shutil
+
+    from zoo.config import dump_recipe
+
+    digest = hashlib.sha256(dump_recipe(recipe).encode("utf-8")).hexdigest()
+    stamp = run_dir / "backup.recipe-sha256"
+    backup = run_dir / "backup"
+    if backup.exists() and (not stamp.exists() or stamp.read_text().strip() != digest):
+        log(f"train: {backup} is from a different recipe; starting afresh")
+        shutil.rmtree(backup)
+    stamp.write_text(digest + "\n")
 
 
 def format_metrics(metrics: dict) -> str:
