@@ -526,3 +526,8 @@ def test_engine_types_and_hooks(tmp_path, scratch_registry):
         {"task": "toy_engine", "data": {"count": 2, "image": str(image), "images": str(tmp_path)}}
     )
     assert "data.images: set either image or images" in message
+
+
+def test_jit_compile_is_refused_with_the_reason():
+    with pytest.raises(RecipeError, match=r"train\.jit_compile: .*XLA cannot compile"):
+        resolve_recipe({"task": "translation", "train": {"jit_compile": True}})

@@ -912,6 +912,15 @@ def _validate_translation_model(model: dict, path: str) -> None:
             )
 
 
+def _validate_translation_train(train: dict, path: str) -> None:
+    if train["jit_compile"]:
+        raise RecipeError(
+            "expected false: the decoder runs its steps with keras.ops.scan, which XLA cannot "
+            "compile (it needs a fixed tensor list size)",
+            key=_join(path, "jit_compile"),
+        )
+
+
 def _rnn_section(style: Field | None = None, bidirectional: Field | None = None) -> dict:
     section = {
         "cell": Field(str, "gru", choices=("gru", "lstm"), doc="recurrent cell"),
@@ -1003,35 +1012,38 @@ TRANSLATION_SCHEMA = Section(
             },
             validate=_validate_translation_model,
         ),
-        "train": {
-            "batch_size": Field(int, 64, check=_COUNT),
-            "batch_tokens": Field(
-                int,
-                None,
-                check=_COUNT,
-                doc="if set, a bucket's batch holds about this many tokens "
-                "(more sentences when they are short), never fewer than batch_size sentences",
-            ),
-            "epochs": Field(int, 10, check=_COUNT),
-            "steps_per_epoch": Field(int, None, check=_COUNT),
-            "optimizer": Field(str, "adam", choices=("adam", "adamw", "sgd", "rmsprop")),
-            "learning_rate": Field(float, 0.001, check=positive()),
-            "schedule": Field(
-                str,
-                "cosine",
-                choices=("constant", "cosine"),
-                doc="cosine: decay the learning rate to 5% of its value over the run",
-            ),
-            "clipnorm": Field(float, 5.0, nullable=True, check=positive()),
-            "label_smoothing": Field(float, 0.0, check=in_range(0, 1)),
-            "bucket_boundaries": Field(
-                list[int], [8, 12, 16, 20, 25, 30, 40, 50, 60], check=increasing()
-            ),
-            "mixed_precision": Field(bool, False),
-            "jit_compile": Field(bool, False),
-            "seed": Field(int, 0, check=non_negative()),
-            "patience": Field(int, None, check=_COUNT, doc="early stopping, in epochs"),
-        },
+        "train": Section(
+            {
+                "batch_size": Field(int, 64, check=_COUNT),
+                "batch_tokens": Field(
+                    int,
+                    None,
+                    check=_COUNT,
+                    doc="if set, a bucket's batch holds about this many tokens "
+                    "(more sentences when they are short), never fewer than batch_size sentences",
+                ),
+                "epochs": Field(int, 10, check=_COUNT),
+                "steps_per_epoch": Field(int, None, check=_COUNT),
+                "optimizer": Field(str, "adam", choices=("adam", "adamw", "sgd", "rmsprop")),
+                "learning_rate": Field(float, 0.001, check=positive()),
+                "schedule": Field(
+                    str,
+                    "cosine",
+                    choices=("constant", "cosine"),
+                    doc="cosine: decay the learning rate to 5% of its value over the run",
+                ),
+                "clipnorm": Field(float, 5.0, nullable=True, check=positive()),
+                "label_smoothing": Field(float, 0.0, check=in_range(0, 1)),
+                "bucket_boundaries": Field(
+                    list[int], [8, 12, 16, 20, 25, 30, 40, 50, 60], check=increasing()
+                ),
+                "mixed_precision": Field(bool, False),
+                "jit_compile": Field(bool, False),
+                "seed": Field(int, 0, check=non_negative()),
+                "patience": Field(int, None, check=_COUNT, doc="early stopping, in epochs"),
+            },
+            validate=_validate_translation_train,
+        ),
         "decode": {
             "beam_size": Field(int, 4, check=at_least(1), doc="1 = greedy"),
             "length_penalty": Field(float, 0.6, check=non_negative()),
