@@ -93,3 +93,26 @@ def test_mixed_precision_is_set_on_the_model_not_globally():
     model = build_model(recipe["model"], 10, 10, dtype="mixed_bfloat16")
     assert model.compute_dtype == "bfloat16" and model.decoder.compute_dtype == "bfloat16"
     assert keras.config.dtype_policy().name == "float32"
+
+
+def test_evaluation_scores_against_references_normalised_like_the_output():
+    from types import SimpleNamespace
+
+    from zoo.tasks.translation import Pair, evaluate
+    from zoo.text.normalization import normalize_python
+
+    pairs = [
+        Pair("I know.", "Ich weiß."),
+        Pair("Go away!", "Schwirr ab!"),
+        Pair("Hi, Tom.", "Hallo, Tom!"),
+    ]
+
+    def translate(text):  # a perfect model writes the normalised reference
+        outputs = [normalize_python(p.target) for p in pairs[: len(text)]]
+        return {"translation": tf.constant(outputs)}
+
+    translator = SimpleNamespace(target_tokenizer=SimpleNamespace(lowercase=True))
+    config = {"length_buckets": [10, 20], "max_examples": None, "alignment": False}
+    metrics = evaluate(None, translator, pairs, config, translate_fn=translate)
+    assert normalize_python("Ich weiß.") == "ich weiss ."
+    assert metrics["bleu"] == pytest.approx(100.0)

@@ -28,6 +28,7 @@ from zoo.data.seq2seq_dataset import (
 )
 from zoo.models import MaskedAccuracy, MaskedSparseCrossentropy, Seq2Seq
 from zoo.samplers import beam_search, greedy_search
+from zoo.text.normalization import normalize_python
 from zoo.text.word_tokenizer import WordTokenizer
 from zoo.text.wordpiece_tokenizer import WordPieceTokenizer
 
@@ -330,7 +331,12 @@ def evaluate(
     results = translate_corpus(translate_fn, [p.source for p in pairs])
     decode_seconds = time.time() - started
     hypotheses = [r["translation"].decode("utf-8") for r in results]
-    references = [p.target for p in pairs]
+    # The model writes normalised text (see zoo.text.normalization: case
+    # folded when the tokenizer lower-cases, accents stripped, punctuation
+    # split); score it against references normalised the same way, or BLEU
+    # would count every capital and accent as an error.
+    lowercase = translator.target_tokenizer.lowercase
+    references = [normalize_python(p.target, lowercase=lowercase) for p in pairs]
     sources = [p.source for p in pairs]
     metrics: dict[str, Any] = {
         "examples": len(pairs),
