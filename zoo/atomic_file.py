@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import IO
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (read without changing it for good)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -33,7 +34,7 @@ def write_atomically(
         ) as file:
             write(file)
         # mkstemp creates the file 0600; give it the mode a plain open() would.
-        os.chmod(temporary, 0o666 & ~_umask())
+        os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

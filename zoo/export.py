@@ -19,6 +19,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from zoo.atomic_file import current_umask
 from zoo.config import save_recipe
 
 
@@ -70,18 +71,12 @@ def atomic_export(
             write(extra_dir / name)
         # mkdtemp makes the folder 0700: a model server running as another
         # user must be able to read the version.
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~current_umask())
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_json(obj) -> Callable[[Path], None]:

@@ -802,10 +802,7 @@ class _Translator:
             self.noun_phrase(subject)
             if obj is not None:
                 self.noun_phrase(obj)
-            for pp in pps:
-                preposition, np = pp[1]
-                self.noun_phrase(np)
-                out.append((word_of[preposition[1]], (preposition[2],)))
+            self.postpositional_phrases(pps)
             if sbar is not None:
                 self.sbar(sbar)
         else:  # verb last: SUBJ OBJ PP* ADV V AUX
@@ -813,10 +810,7 @@ class _Translator:
                 self.noun_phrase(subject)
             if obj is not None:
                 self.noun_phrase(obj)
-            for pp in pps:
-                preposition, np = pp[1]
-                self.noun_phrase(np)
-                out.append((word_of[preposition[1]], (preposition[2],)))
+            self.postpositional_phrases(pps)
             if adverb is not None:
                 out.append(adverb)
             out.append(verb)
@@ -835,6 +829,13 @@ class _Translator:
             leaf = head if len(head) == 3 else head[1][0]
             self.clause(clause, main=False)
             self.out.append((self.word_of[leaf[1]], (leaf[2],)))
+
+    def postpositional_phrases(self, pps: Sequence[tuple]) -> None:
+        """Each `PP` as its noun phrase, then the preposition's target word (a postposition)."""
+        for pp in pps:
+            preposition, np = pp[1]
+            self.noun_phrase(np)
+            self.out.append((self.word_of[preposition[1]], (preposition[2],)))
 
     def noun_phrase(self, node: tuple) -> None:
         out = self.out
