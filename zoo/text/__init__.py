@@ -9,6 +9,7 @@ uses one loads with plain `tf.saved_model.load` after `import tensorflow_text`.
 from typing import Any
 
 from zoo.text.normalization import normalize_python, normalize_text
+from zoo.text.symbol_tokenizer import SymbolTokenizer
 from zoo.text.vocabulary import (
     END_ID,
     END_TOKEN,
@@ -26,6 +27,7 @@ from zoo.text.word_tokenizer import WordTokenizer
 from zoo.text.wordpiece_tokenizer import WordPieceTokenizer
 
 TOKENIZERS = {WordPieceTokenizer.kind: WordPieceTokenizer, WordTokenizer.kind: WordTokenizer}
+TOKENIZERS[SymbolTokenizer.kind] = SymbolTokenizer
 
 
 def tokenizer_from_config(config: dict[str, Any]) -> VocabularyTokenizer:
@@ -51,6 +53,7 @@ __all__ = [
     "RESERVED_TOKENS",
     "START_ID",
     "START_TOKEN",
+    "SymbolTokenizer",
     "TOKENIZERS",
     "UNK_ID",
     "UNK_TOKEN",
