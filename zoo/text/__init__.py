@@ -26,12 +26,15 @@ from zoo.text.vocabulary import (
 from zoo.text.word_tokenizer import WordTokenizer
 from zoo.text.wordpiece_tokenizer import WordPieceTokenizer
 
-TOKENIZERS = {WordPieceTokenizer.kind: WordPieceTokenizer, WordTokenizer.kind: WordTokenizer}
-TOKENIZERS[SymbolTokenizer.kind] = SymbolTokenizer
+TOKENIZERS = {
+    WordPieceTokenizer.kind: WordPieceTokenizer,
+    WordTokenizer.kind: WordTokenizer,
+    SymbolTokenizer.kind: SymbolTokenizer,
+}
 
 
 def tokenizer_from_config(config: dict[str, Any]) -> VocabularyTokenizer:
-    """Builds a tokenizer from `get_config()`'s dict (`kind`: "wordpiece" or "word").
+    """Builds a tokenizer from `get_config()`'s dict (`kind`: "wordpiece", "word" or "symbol").
 
     The dict names either `vocab` (a list of tokens) or `vocab_file` (a
     `vocab.txt` path), and optionally `lowercase`.
