@@ -1,6 +1,5 @@
 """Exact, unnormalised tokenizer for symbol sequences such as linearised parse trees."""
 
-import collections
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -11,14 +10,14 @@ from zoo.text.vocabulary import (
     CONFIG_FILENAME,
     NUM_RESERVED,
     RESERVED_TOKENS,
-    UNK_ID,
     VOCAB_FILENAME,
-    VocabularyTokenizer,
     check_vocab_size,
+    count_words,
 )
+from zoo.text.word_tokenizer import WordTokenizer
 
 
-class SymbolTokenizer(VocabularyTokenizer):
+class SymbolTokenizer(WordTokenizer):
     """Splits text on whitespace and looks every symbol up exactly as written.
 
     Meant for targets that are sequences of symbols rather than natural
@@ -63,12 +62,8 @@ class SymbolTokenizer(VocabularyTokenizer):
     def __init__(self, vocab: list[str], name: str | None = None):
         # `lowercase` only exists for the base class's normalisation, which
         # `words` below never calls.
+        # The word tokenizer's exact-match table, without its normalisation.
         super().__init__(vocab, lowercase=False, name=name)
-        initializer = tf.lookup.KeyValueTensorInitializer(
-            keys=tf.constant(self.vocab, tf.string),
-            values=tf.range(self.vocab_size, dtype=tf.int32),
-        )
-        self._table = tf.lookup.StaticHashTable(initializer, default_value=UNK_ID)
 
     @classmethod
     def build(
@@ -83,20 +78,7 @@ class SymbolTokenizer(VocabularyTokenizer):
         """
         if vocab_size is not None:
             check_vocab_size(vocab_size)
-        counts = collections.Counter()
-        batch = []
-
-        def flush():
-            for row in tf.strings.split(tf.constant(batch, tf.string)).to_list():
-                counts.update(symbol.decode("utf-8") for symbol in row)
-            batch.clear()
-
-        for text in texts:
-            batch.append(text.decode("utf-8") if isinstance(text, bytes) else text)
-            if len(batch) >= batch_size:
-                flush()
-        if batch:
-            flush()
+        counts = count_words(texts, batch_size=batch_size, normalize=False)
         for token in RESERVED_TOKENS:
             counts.pop(token, None)
         ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
@@ -113,14 +95,6 @@ class SymbolTokenizer(VocabularyTokenizer):
                 f"Received: shape={strings.shape}"
             )
         return tf.strings.split(strings)
-
-    def tokenize(self, strings: tf.Tensor) -> tf.RaggedTensor:
-        """Symbol ids, int32 `RaggedTensor` (batch_size, None)."""
-        symbols = self.words(strings)
-        return symbols.with_flat_values(self._table.lookup(symbols.flat_values))
-
-    def _join(self, tokens: tf.RaggedTensor) -> tf.Tensor:
-        return tf.strings.reduce_join(tokens, axis=-1, separator=" ")
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -24,20 +24,25 @@ CONFIG_FILENAME = "tokenizer.json"
 
 
 def count_words(
-    texts: Iterable[str], lowercase: bool = True, batch_size: int = 4096
+    texts: Iterable[str], lowercase: bool = True, batch_size: int = 4096, *, normalize: bool = True
 ) -> collections.Counter:
     """Counts the words of `texts` after `normalize_text` (the in-graph one).
 
     Normalising with the same TensorFlow ops the tokenizer runs at inference
     keeps the learned vocabulary and the tokenizer in agreement; batches keep
     it fast (one op call per batch, not per sentence as in a `Dataset.map`).
+    With `normalize=False` the texts are only split on whitespace, as a
+    tokenizer of symbols splits them.
     """
     counts = collections.Counter()
     batch = []
 
     def flush():
-        for line in normalize_text(tf.constant(batch, tf.string), lowercase).numpy():
-            counts.update(w for w in line.decode("utf-8").split(" ") if w)
+        strings = tf.constant(batch, tf.string)
+        if normalize:
+            strings = normalize_text(strings, lowercase)
+        for row in tf.strings.split(strings).to_list():
+            counts.update(word.decode("utf-8") for word in row)
         batch.clear()
 
     for text in texts:
