@@ -19,15 +19,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.data.seq2seq_dataset import (
-    END_ID,
-    START_ID,
-    count_real_tokens,
-    make_seq2seq_dataset,
-    pad_batch,
-)
-from zoo.models import MaskedAccuracy, MaskedSparseCrossentropy, Seq2Seq
+from zoo.data.seq2seq_dataset import END_ID, START_ID, pad_batch
+from zoo.models import Seq2Seq
 from zoo.samplers import beam_search, greedy_search
+from zoo.tasks.seq2seq_training import (  # noqa: F401  (public names of this task)
+    build_model,
+    check_export_target,
+    compile_model,
+    decode_corpus,
+    discard_stale_backup,
+    fit,
+    make_datasets,
+    make_optimizer,
+    tokenize_all,
+)
 from zoo.text.normalization import normalize_python
 from zoo.text.word_tokenizer import WordTokenizer
 from zoo.text.wordpiece_tokenizer import WordPieceTokenizer
@@ -113,60 +118,6 @@ def build_tokenizer(texts: list[str], config: dict):
     if config["kind"] == "wordpiece":
         kwargs["lower_thresh"] = config["lower_thresh"]
     return cls.build(texts, config["vocab_size"], **kwargs)
-
-
-def tokenize_all(tokenizer, texts: list[str], batch: int = 4096) -> list[list[int]]:
-    out: list[list[int]] = []
-    for i in range(0, len(texts), batch):
-        out.extend(tokenizer.tokenize(tf.constant(texts[i : i + batch])).to_list())
-    return out
-
-
-# --- model ----------------------------------------------------------------------------------
-def build_model(
-    model_config: dict, source_vocab_size: int, target_vocab_size: int, dtype: str | None = None
-) -> Seq2Seq:
-    encoder = dict(model_config["encoder"])
-    decoder = dict(model_config["decoder"])
-    model = Seq2Seq(
-        source_vocab_size,
-        target_vocab_size,
-        embedding_dim=model_config["embedding_dim"],
-        encoder=encoder,
-        decoder=decoder,
-        attention=dict(model_config["attention"]),
-        dtype=dtype,
-    )
-    model.build()
-    return model
-
-
-def make_optimizer(train: dict, steps_per_epoch: int | None = None) -> keras.optimizers.Optimizer:
-    learning_rate: Any = train["learning_rate"]
-    if train["schedule"] == "cosine" and steps_per_epoch:
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            learning_rate, decay_steps=steps_per_epoch * train["epochs"], alpha=0.05
-        )
-    kwargs: dict[str, Any] = {"learning_rate": learning_rate}
-    if train["clipnorm"]:
-        kwargs["clipnorm"] = train["clipnorm"]
-    classes = {
-        "adam": keras.optimizers.Adam,
-        "adamw": keras.optimizers.AdamW,
-        "sgd": keras.optimizers.SGD,
-        "rmsprop": keras.optimizers.RMSprop,
-    }
-    return classes[train["optimizer"]](**kwargs)
-
-
-def compile_model(model: Seq2Seq, train: dict, steps_per_epoch: int | None = None) -> None:
-    model.compile(
-        optimizer=make_optimizer(train, steps_per_epoch),
-        loss=MaskedSparseCrossentropy(label_smoothing=train["label_smoothing"]),
-        metrics=[MaskedAccuracy()],
-        # scan cannot be compiled by XLA (KERAS3-NOTES): say so explicitly.
-        jit_compile=bool(train["jit_compile"]),
-    )
 
 
 # --- the in-graph translator (used for evaluation AND exported) -----------------------------
@@ -261,16 +212,7 @@ def translate_corpus(
     translate_fn, sources: list[str], batch_size: int = 64, progress: bool = True
 ) -> list[dict]:
     """Translates a list of sentences in batches; returns one dict of NumPy values per sentence."""
-    results = []
-    bar = keras.utils.Progbar(len(sources), unit_name="sentence") if progress else None
-    for i in range(0, len(sources), batch_size):
-        batch = translate_fn(tf.constant(sources[i : i + batch_size]))
-        batch = {k: v.numpy() for k, v in batch.items()}
-        for j in range(len(batch["translation"])):
-            results.append({k: v[j] for k, v in batch.items()})
-        if bar:
-            bar.add(len(batch["translation"]))
-    return results
+    return decode_corpus(translate_fn, sources, batch_size, progress)
 
 
 def teacher_forced_attention(
@@ -402,33 +344,16 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
         f"target vocabulary {target_tokenizer.vocab_size} ({time.time() - t0:.1f} s)"
     )
 
-    datasets = {}
-    token_counts = {}
-    for split in ("train", "validation"):
-        pairs = getattr(splits, split)
-        source_ids = tokenize_all(source_tokenizer, [p.source for p in pairs])
-        target_ids = tokenize_all(target_tokenizer, [p.target for p in pairs])
-        if split == "train":
-            keep = [
-                i for i, s in enumerate(source_ids) if len(s) <= recipe["data"]["max_source_tokens"]
-            ]
-            if len(keep) < len(source_ids):
-                log(
-                    f"data: {len(source_ids) - len(keep)} training pairs longer than data.max_source_tokens dropped"
-                )
-            source_ids = [source_ids[i] for i in keep]
-            target_ids = [target_ids[i] for i in keep]
-        token_counts[split] = count_real_tokens(target_ids)
-        datasets[split] = make_seq2seq_dataset(
-            source_ids,
-            target_ids,
-            batch_size=recipe["train"]["batch_size"],
-            batch_tokens=recipe["train"]["batch_tokens"] if split == "train" else None,
-            bucket_boundaries=recipe["train"]["bucket_boundaries"],
-            reverse_source=recipe["model"]["reverse_source"],
-            shuffle=split == "train",
-            seed=recipe["train"]["seed"],
+    ids = {
+        split: (
+            tokenize_all(source_tokenizer, [p.source for p in getattr(splits, split)]),
+            tokenize_all(target_tokenizer, [p.target for p in getattr(splits, split)]),
         )
+        for split in ("train", "validation")
+    }
+    datasets, token_counts = make_datasets(
+        recipe, ids, log, max_source_tokens=recipe["data"]["max_source_tokens"]
+    )
 
     # bfloat16 compute with float32 weights pays off only for large dense
     # work; set on the model, not globally, so nothing else in the process changes.
@@ -439,46 +364,14 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
     steps = recipe["train"]["steps_per_epoch"] or int(datasets["train"].cardinality())
     compile_model(model, recipe["train"], steps)
     log(f"model: {model.count_params():,} parameters")
-
-    train = recipe["train"]
-    callbacks = [
-        *callbacks,
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoint.keras")),
-        keras.callbacks.TensorBoard(str(run_dir / "logs")),
-    ]
-    if train["patience"]:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                patience=train["patience"], restore_best_weights=True, verbose=1
-            )
-        )
-    t0 = time.time()
-    history = model.fit(
-        datasets["train"],
-        validation_data=datasets["validation"],
-        epochs=train["epochs"],
-        steps_per_epoch=train["steps_per_epoch"],
-        callbacks=callbacks,
-        shuffle=False,  # the dataset reshuffles itself each epoch
-        verbose="auto",
-    )
-    train_seconds = time.time() - t0
-    epochs_run = len(history.epoch)  # this call; fewer than asked after a resume
-    log(
-        f"train: {epochs_run} epochs in {train_seconds:.0f} s, "
-        f"{token_counts['train'] * epochs_run / max(train_seconds, 1e-9):,.0f} target tokens/s (padding excluded)"
-    )
+    training = fit(model, datasets, token_counts, recipe, run_dir, log=log, callbacks=callbacks)
 
     translator = Translator(model, source_tokenizer, target_tokenizer, recipe)
     translate_fn = tf.function(translator.translate_text, autograph=False, reduce_retracing=True)
     metrics = evaluate(
         model, translator, splits.test, recipe["evaluate"], translate_fn=translate_fn
     )
-    metrics["train_seconds"] = round(train_seconds, 1)
-    metrics["epochs"] = history.epoch[-1] + 1 if history.epoch else 0
-    metrics["epochs_this_run"] = epochs_run
-    metrics["history"] = {k: [float(x) for x in v] for k, v in history.history.items()}
+    metrics.update(training)
     log(format_metrics(metrics))
 
     export_dir = export_translation(translator, recipe, metrics)
@@ -487,36 +380,6 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
     log(f"total: {metrics['total_seconds']:.0f} s")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
     return {"export_dir": str(export_dir), "metrics": metrics, "run_dir": str(run_dir)}
-
-
-def check_export_target(recipe: dict) -> None:
-    """Fails before any training when `export.version` names a version that exists."""
-    version = recipe["export"]["version"]
-    target = Path(recipe["export"]["dir"]) / recipe["name"] / str(version)
-    if version is not None and target.exists():
-        raise FileExistsError(
-            f"export.version: {target} already exists; versions are never overwritten"
-        )
-
-
-def discard_stale_backup(run_dir: Path, recipe: dict, log) -> None:
-    """A backup of an interrupted run is resumed only by the same recipe.
-
-    `BackupAndRestore` would otherwise restore weights of another model (or
-    fail on their shapes) after the user changed the recipe.
-    """
-    import hashlib
-    import shutil
-
-    from zoo.config import dump_recipe
-
-    digest = hashlib.sha256(dump_recipe(recipe).encode("utf-8")).hexdigest()
-    stamp = run_dir / "backup.recipe-sha256"
-    backup = run_dir / "backup"
-    if backup.exists() and (not stamp.exists() or stamp.read_text().strip() != digest):
-        log(f"train: {backup} is from a different recipe; starting afresh")
-        shutil.rmtree(backup)
-    stamp.write_text(digest + "\n")
 
 
 def format_metrics(metrics: dict) -> str:
