@@ -29,11 +29,12 @@ def cmd_run(args) -> int:
     print(f"# saved to {run_dir / 'recipe.yaml'}")
 
     from zoo.data.translation_readers import DataFormatError
+    from zoo.data.treebank import TreebankFormatError
     from zoo.tasks import get_task
 
     try:
         result = get_task(recipe["task"]).run(recipe)
-    except (FileNotFoundError, FileExistsError, DataFormatError) as error:
+    except (FileNotFoundError, FileExistsError, DataFormatError, TreebankFormatError) as error:
         # Problems with the user's files, found once reading starts (empty
         # file, too few pairs, an export version that exists): no traceback.
         print(f"zoo run: {error}", file=sys.stderr)
@@ -67,28 +68,22 @@ def cmd_predict(args) -> int:
     results = model(inputs, beam_size=args.beam_size, max_length=args.max_length)
     for i, result in enumerate(results):
         if args.json:
-            print(
-                json.dumps(
-                    {
-                        "source": result.source,
-                        "text": result.text,
-                        "tokens": result.tokens,
-                        "score": result.score,
-                    },
-                    ensure_ascii=False,
-                )
-            )
+            payload = {"source": inputs[i], "text": result.text, "tokens": result.tokens}
+            if model.task == "parsing":
+                payload["linearized"] = result.linearized
+            payload["score"] = result.score
+            print(json.dumps(payload, ensure_ascii=False))
         else:
             print(result.text)
+            if model.task == "parsing" and result.tokens:
+                print(result.draw())
         if args.plot and not result.tokens:
-            print(
-                f"# no attention plot for input {i + 1}: the translation is empty", file=sys.stderr
-            )
+            print(f"# no attention plot for input {i + 1}: the output is empty", file=sys.stderr)
         elif args.plot:
             path = Path(args.plot)
             if len(results) > 1:
                 path = path.with_name(f"{path.stem}_{i}{path.suffix}")
-            zoo.plot_attention(result, path, title=result.source)
+            zoo.plot_attention(result, path, title=inputs[i])
             print(f"# attention plot: {path}", file=sys.stderr)
     return 0
 
@@ -109,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="run an exported model on inputs")
     predict.add_argument("export", help="saved_models/<name> (newest version) or a version folder")
-    predict.add_argument("inputs", nargs="*", help="sentences to translate")
+    predict.add_argument(
+        "inputs", nargs="*", help="sentences to translate or parse (parsing: words split by spaces)"
+    )
     predict.add_argument("--file", help="read inputs from a file, one per line")
     predict.add_argument("--version", type=int, help="the version to load (default: newest)")
     predict.add_argument("--beam-size", type=int, help="beam width (default: the recipe's)")

@@ -937,6 +937,75 @@ def _rnn_section(style: Field | None = None, bidirectional: Field | None = None)
 
 _COUNT = positive()
 
+
+def seq2seq_model_section(*, reverse_source: bool = False) -> Section:
+    """The `model` section of the sequence-to-sequence tasks (translation, parsing)."""
+    return Section(
+        {
+            "embedding_dim": Field(int, 128, check=_COUNT),
+            "reverse_source": Field(bool, reverse_source, doc="feed the source reversed"),
+            "encoder": _rnn_section(
+                bidirectional=Field(bool, True, doc="BiRNN (Bahdanau et al. 2015)")
+            ),
+            "attention": {
+                "kind": Field(
+                    str,
+                    "additive",
+                    choices=("additive", "dot", "general", "concat", "none"),
+                ),
+                "units": Field(int, 256, check=_COUNT, doc="additive/concat: hidden size"),
+                "normalize": Field(bool, False, doc="additive: weight-normalised v"),
+                "scale": Field(bool, False, doc="dot/general: learned scale"),
+            },
+            "decoder": _rnn_section(
+                style=Field(
+                    str,
+                    "luong",
+                    choices=("luong", "bahdanau"),
+                    doc="luong: input feeding; bahdanau: attend before the RNN",
+                )
+            ),
+        },
+        validate=_validate_translation_model,
+    )
+
+
+def seq2seq_train_section() -> Section:
+    """The `train` section of the sequence-to-sequence tasks (translation, parsing)."""
+    return Section(
+        {
+            "batch_size": Field(int, 64, check=_COUNT),
+            "batch_tokens": Field(
+                int,
+                None,
+                check=_COUNT,
+                doc="if set, a bucket's batch holds about this many tokens "
+                "(more sentences when they are short), never fewer than batch_size sentences",
+            ),
+            "epochs": Field(int, 10, check=_COUNT),
+            "steps_per_epoch": Field(int, None, check=_COUNT),
+            "optimizer": Field(str, "adam", choices=("adam", "adamw", "sgd", "rmsprop")),
+            "learning_rate": Field(float, 0.001, check=positive()),
+            "schedule": Field(
+                str,
+                "cosine",
+                choices=("constant", "cosine"),
+                doc="cosine: decay the learning rate to 5% of its value over the run",
+            ),
+            "clipnorm": Field(float, 5.0, nullable=True, check=positive()),
+            "label_smoothing": Field(float, 0.0, check=in_range(0, 1)),
+            "bucket_boundaries": Field(
+                list[int], [8, 12, 16, 20, 25, 30, 40, 50, 60], check=increasing()
+            ),
+            "mixed_precision": Field(bool, False),
+            "jit_compile": Field(bool, False),
+            "seed": Field(int, 0, check=non_negative()),
+            "patience": Field(int, None, check=_COUNT, doc="early stopping, in epochs"),
+        },
+        validate=_validate_translation_train,
+    )
+
+
 TRANSLATION_SCHEMA = Section(
     {
         "name": Field(
@@ -984,66 +1053,8 @@ TRANSLATION_SCHEMA = Section(
             "lower_thresh": Field(int, 2, check=at_least(1), doc="rarest piece kept"),
             "lowercase": Field(bool, True),
         },
-        "model": Section(
-            {
-                "embedding_dim": Field(int, 128, check=_COUNT),
-                "reverse_source": Field(bool, False, doc="feed the source reversed"),
-                "encoder": _rnn_section(
-                    bidirectional=Field(bool, True, doc="BiRNN (Bahdanau et al. 2015)")
-                ),
-                "attention": {
-                    "kind": Field(
-                        str,
-                        "additive",
-                        choices=("additive", "dot", "general", "concat", "none"),
-                    ),
-                    "units": Field(int, 256, check=_COUNT, doc="additive/concat: hidden size"),
-                    "normalize": Field(bool, False, doc="additive: weight-normalised v"),
-                    "scale": Field(bool, False, doc="dot/general: learned scale"),
-                },
-                "decoder": _rnn_section(
-                    style=Field(
-                        str,
-                        "luong",
-                        choices=("luong", "bahdanau"),
-                        doc="luong: input feeding; bahdanau: attend before the RNN",
-                    )
-                ),
-            },
-            validate=_validate_translation_model,
-        ),
-        "train": Section(
-            {
-                "batch_size": Field(int, 64, check=_COUNT),
-                "batch_tokens": Field(
-                    int,
-                    None,
-                    check=_COUNT,
-                    doc="if set, a bucket's batch holds about this many tokens "
-                    "(more sentences when they are short), never fewer than batch_size sentences",
-                ),
-                "epochs": Field(int, 10, check=_COUNT),
-                "steps_per_epoch": Field(int, None, check=_COUNT),
-                "optimizer": Field(str, "adam", choices=("adam", "adamw", "sgd", "rmsprop")),
-                "learning_rate": Field(float, 0.001, check=positive()),
-                "schedule": Field(
-                    str,
-                    "cosine",
-                    choices=("constant", "cosine"),
-                    doc="cosine: decay the learning rate to 5% of its value over the run",
-                ),
-                "clipnorm": Field(float, 5.0, nullable=True, check=positive()),
-                "label_smoothing": Field(float, 0.0, check=in_range(0, 1)),
-                "bucket_boundaries": Field(
-                    list[int], [8, 12, 16, 20, 25, 30, 40, 50, 60], check=increasing()
-                ),
-                "mixed_precision": Field(bool, False),
-                "jit_compile": Field(bool, False),
-                "seed": Field(int, 0, check=non_negative()),
-                "patience": Field(int, None, check=_COUNT, doc="early stopping, in epochs"),
-            },
-            validate=_validate_translation_train,
-        ),
+        "model": seq2seq_model_section(),
+        "train": seq2seq_train_section(),
         "decode": {
             "beam_size": Field(int, 4, check=at_least(1), doc="1 = greedy"),
             "length_penalty": Field(float, 0.6, check=non_negative()),
@@ -1059,3 +1070,103 @@ TRANSLATION_SCHEMA = Section(
 )
 
 register_task_schema("translation", TRANSLATION_SCHEMA)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _validate_parsing_data(data: dict, path: str) -> None:
+    if data["kind"] == "treebank":
+        if data["path"] is None:
+            raise RecipeError(
+                "required when data.kind is 'treebank' (a folder of .mrg files, or one file)",
+                key=_join(path, "path"),
+            )
+        if not data["test_files"]:
+            raise RecipeError(
+                "required when data.kind is 'treebank': the file names or patterns held out "
+                "for testing, e.g. ['wsj_23*.mrg']",
+                key=_join(path, "test_files"),
+            )
+    if data["min_words"] > data["max_words"]:
+        raise RecipeError(
+            f"must be <= {_join(path, 'max_words')} ({data['max_words']}), got {data['min_words']}",
+            key=_join(path, "min_words"),
+        )
+
+
+PARSING_SCHEMA = Section(
+    {
+        "name": Field(
+            str,
+            "parsing",
+            check=_LIBRARY_SCHEMA.fields["name"].check,
+            doc="export name (saved_models/<name>) and run folder name",
+        ),
+        "data": Section(
+            {
+                "kind": Field(str, "synthetic", choices=("synthetic", "treebank")),
+                "size": Field(int, 20000, check=_COUNT, doc="synthetic: number of sentences"),
+                "seed": Field(int, 0, check=non_negative(), doc="sentences; treebank: shuffle"),
+                "min_words": Field(int, 3, check=_COUNT, doc="synthetic: shortest sentence"),
+                "max_words": Field(int, 60, check=_COUNT, doc="synthetic: longest sentence"),
+                "validation_size": Field(int, 500, check=at_least(1), doc="synthetic"),
+                "test_size": Field(int, 1000, check=at_least(1), doc="synthetic"),
+                "path": Field(
+                    str, None, path_must_exist="any", doc="treebank: a folder or a .mrg file"
+                ),
+                "pattern": Field(str, "*.mrg", doc="treebank: the files to read in the folder"),
+                "validation_files": Field(
+                    list[str],
+                    [],
+                    doc="treebank: file names or patterns held out for validation "
+                    "(empty: 5% of the training trees)",
+                ),
+                "test_files": Field(
+                    list[str], [], doc="treebank: file names or patterns held out for testing"
+                ),
+                "max_train_words": Field(
+                    int, 100, check=_COUNT, doc="drop longer training sentences"
+                ),
+            },
+            validate=_validate_parsing_data,
+        ),
+        "tokenizer": {
+            "vocab_size": Field(
+                int, 20000, check=_COUNT, doc="most frequent words kept; others are [UNK]"
+            ),
+            "min_count": Field(
+                int, 1, check=_COUNT, doc="words seen fewer times in training are [UNK]"
+            ),
+        },
+        "model": seq2seq_model_section(reverse_source=True),
+        "train": seq2seq_train_section(),
+        "decode": {
+            "beam_size": Field(int, 4, check=at_least(1), doc="1 = greedy"),
+            "length_penalty": Field(float, 0.0, check=non_negative()),
+            "max_length": Field(
+                int, 500, check=at_least(4), doc="most output symbols for any sentence"
+            ),
+            "length_per_word": Field(
+                float,
+                4.0,
+                check=at_least(1.0),
+                doc="a sentence of n words gets at most length_per_word * n + 8 symbols",
+            ),
+            "constrained": Field(
+                bool, True, doc="only well-formed trees over the input words (else repaired)"
+            ),
+        },
+        "evaluate": {
+            "max_examples": Field(int, None, check=_COUNT),
+            "unconstrained": Field(
+                bool,
+                True,
+                doc="also decode without the constraint and report how often repair was needed",
+            ),
+        },
+    },
+    doc="constituency parsing as translation into linearised trees (Vinyals et al. 2015)",
+)
+
+register_task_schema("parsing", PARSING_SCHEMA)

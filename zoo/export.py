@@ -85,44 +85,76 @@ def write_json(obj) -> Callable[[Path], None]:
     )
 
 
-def export_translation(translator, recipe: dict, metrics: dict) -> Path:
-    """Exports a `zoo.tasks.translation.Translator` with its `translate` signatures."""
-    text_spec = tf.TensorSpec([None], tf.string, name="text")
+def export_seq2seq(
+    module,
+    function,
+    recipe: dict,
+    metrics: dict,
+    *,
+    method: str,
+    input_name: str,
+) -> Path:
+    """Exports a sequence-to-sequence module (translator, parser) with its signatures.
+
+    `function(inputs, beam_size=None, max_length=None)` is traced twice and
+    served as `serving_default` and `<method>` (inputs only, the recipe's
+    decoding) and `<method>_options` (with `beam_size` and `max_length`); it
+    is also kept as the module's `<method>` attribute, so the loaded object's
+    `<method>(...)` accepts both calls.
+    """
+    inputs_spec = tf.TensorSpec([None], tf.string, name=input_name)
     beam_spec = tf.TensorSpec([], tf.int32, name="beam_size")
     length_spec = tf.TensorSpec([], tf.int32, name="max_length")
-    translate = tf.function(translator.translate_text, autograph=False)
-    # Traced twice: with defaults (text only) and with the options, so the
-    # loaded object's `translate` accepts both calls.
-    translate.get_concrete_function(text_spec)
-    translate_options = translate.get_concrete_function(text_spec, beam_spec, length_spec)
-    translator.translate = translate
+    traced = tf.function(function, autograph=False)
+    plain = traced.get_concrete_function(inputs_spec)
+    with_options = traced.get_concrete_function(inputs_spec, beam_spec, length_spec)
+    setattr(module, method, traced)
     signatures = {
-        "serving_default": translate.get_concrete_function(text_spec),
-        "translate": translate.get_concrete_function(text_spec),
-        "translate_options": translate_options,
+        "serving_default": plain,
+        method: plain,
+        f"{method}_options": with_options,
     }
-    model = translator.model
+    model = module.model
     extras = {
         "recipe.yaml": lambda path: save_recipe(recipe, path),
         "model.keras": lambda path: model.save(path),
         "metrics.json": write_json(metrics),
         "source_vocab.txt": lambda path: path.write_text(
-            "\n".join(translator.source_tokenizer.vocab) + "\n", encoding="utf-8"
+            "\n".join(module.source_tokenizer.vocab) + "\n", encoding="utf-8"
         ),
         "target_vocab.txt": lambda path: path.write_text(
-            "\n".join(translator.target_tokenizer.vocab) + "\n", encoding="utf-8"
+            "\n".join(module.target_tokenizer.vocab) + "\n", encoding="utf-8"
         ),
         "tokenizers.json": write_json(
             {
-                "source": translator.source_tokenizer.get_config(),
-                "target": translator.target_tokenizer.get_config(),
+                "source": module.source_tokenizer.get_config(),
+                "target": module.target_tokenizer.get_config(),
             }
         ),
     }
     return atomic_export(
-        translator,
+        module,
         Path(recipe["export"]["dir"]) / recipe["name"],
         signatures=signatures,
         extras=extras,
         version=recipe["export"]["version"],
+    )
+
+
+def export_translation(translator, recipe: dict, metrics: dict) -> Path:
+    """Exports a `zoo.tasks.translation.Translator`: `translate(text)` and `translate_options`."""
+    return export_seq2seq(
+        translator,
+        translator.translate_text,
+        recipe,
+        metrics,
+        method="translate",
+        input_name="text",
+    )
+
+
+def export_parsing(parser, recipe: dict, metrics: dict) -> Path:
+    """Exports a `zoo.tasks.parsing.Parser`: `parse(sentence)` and `parse_options`."""
+    return export_seq2seq(
+        parser, parser.parse_text, recipe, metrics, method="parse", input_name="sentence"
     )

@@ -30,6 +30,52 @@ class TranslationResult:
     score: float
 
 
+@dataclasses.dataclass
+class ParseResult:
+    """One parse: the tree, the linearised symbols, the words and the attention.
+
+    `tree` is bracketed with the sentence's words in place of the ``XX``
+    placeholders, ``"(S (NP John) (VP has (NP a dog)) .)"``; `linearized` is
+    what the decoder wrote, ``"(S (NP XX )NP (VP XX (NP XX XX )NP )VP XX )S"``.
+    `attention` has shape `(len(tokens), len(source_tokens))`, the source
+    tokens being the words and ``[END]``. An empty sentence gives
+    ``tree == ""``, no tokens and score 0.
+    """
+
+    sentence: str
+    tree: str
+    linearized: str
+    tokens: list[str]
+    source_tokens: list[str]
+    attention: np.ndarray
+    score: float
+
+    @property
+    def text(self) -> str:
+        """The tree string (what `zoo predict` prints)."""
+        return self.tree
+
+    @property
+    def words(self) -> list[str]:
+        return self.source_tokens[:-1]
+
+    def to_tree(self):
+        """The parse as a `zoo.data.treebank.Tree` (``XX`` preterminals over the words).
+
+        Raises:
+            ValueError: the output is not a well-formed tree (possible only
+                when the recipe decoded with `decode.constrained: false`);
+                `zoo.data.treebank.repair_linearized` fixes it.
+        """
+        from zoo.data.treebank import delinearize
+
+        return delinearize(self.tokens, self.words)
+
+    def draw(self) -> str:
+        """The tree drawn as text (see `zoo.data.treebank.Tree.draw`); "" for an empty sentence."""
+        return self.to_tree().draw() if self.tokens else ""
+
+
 def resolve_export_dir(path: str | os.PathLike, version: int | None = None) -> Path:
     """`saved_models/<name>` (newest version, or `version`) or a version folder itself."""
     from zoo.export import existing_versions
@@ -60,7 +106,7 @@ class LoadedModel:
 
     Attributes:
         path: the version folder.
-        task: `"translation"` (more tasks later).
+        task: `"translation"` or `"parsing"`.
         recipe: the resolved recipe it was trained with.
         metrics: the metrics measured at export.
         saved_model: the raw SavedModel object (`tf.saved_model.load`).
@@ -85,26 +131,22 @@ class LoadedModel:
         return f"LoadedModel(task={self.task!r}, path='{self.path}')"
 
     def __call__(self, inputs, **options):
-        """Task-generic call: `translate` for translation."""
-        if self.task == "translation":
-            return self.translate(inputs, **options)
-        raise NotImplementedError(f"task {self.task!r} has no Python API yet")
+        """Task-generic call: `translate` for translation, `parse` for parsing."""
+        methods = {"translation": self.translate, "parsing": self.parse}
+        if self.task not in methods:
+            raise NotImplementedError(f"task {self.task!r} has no Python API yet")
+        return methods[self.task](inputs, **options)
 
-    def translate(
-        self, texts: str | list[str], beam_size: int | None = None, max_length: int | None = None
-    ):
-        """Translates one sentence (returns one result) or a list (returns a list)."""
+    def _run(self, method: str, input_name: str, texts, beam_size, max_length):
+        """Calls signature `method` (or `<method>_options`) on a batch of strings."""
         import tensorflow as tf
 
-        if self.task != "translation":
-            raise TypeError(f"{self.path} is a {self.task} model; it has no translate()")
-        single = isinstance(texts, str)
-        batch = [texts] if single else list(texts)
+        batch = [texts] if isinstance(texts, str) else list(texts)
         if not all(isinstance(t, str) for t in batch):
-            raise TypeError("translate() takes a string or a list of strings")
-        text = tf.constant(batch, dtype=tf.string)
+            raise TypeError(f"{method}() takes a string or a list of strings")
+        inputs = {input_name: tf.constant(batch, dtype=tf.string)}
         if beam_size is None and max_length is None:
-            out = self.saved_model.signatures["translate"](text=text)
+            out = self.saved_model.signatures[method](**inputs)
         else:
             beam = int(self.recipe["decode"]["beam_size"]) if beam_size is None else beam_size
             length = int(self.recipe["decode"]["max_length"]) if max_length is None else max_length
@@ -112,12 +154,23 @@ class LoadedModel:
                 raise ValueError(
                     f"beam_size and max_length must be >= 1. Received: {beam}, {length}"
                 )
-            out = self.saved_model.signatures["translate_options"](
-                text=text,
+            out = self.saved_model.signatures[f"{method}_options"](
+                **inputs,
                 beam_size=tf.constant(beam, tf.int32),
                 max_length=tf.constant(length, tf.int32),
             )
-        out = {k: v.numpy() for k, v in out.items()}
+        return batch, {k: v.numpy() for k, v in out.items()}
+
+    def _check_task(self, task: str, method: str) -> None:
+        if self.task != task:
+            raise TypeError(f"{self.path} is a {self.task} model; it has no {method}()")
+
+    def translate(
+        self, texts: str | list[str], beam_size: int | None = None, max_length: int | None = None
+    ):
+        """Translates one sentence (returns one result) or a list (returns a list)."""
+        self._check_task("translation", "translate")
+        batch, out = self._run("translate", "text", texts, beam_size, max_length)
         results = []
         for i, source in enumerate(batch):
             tokens = _strings(out["tokens"][i])
@@ -132,7 +185,36 @@ class LoadedModel:
                     score=float(out["score"][i]),
                 )
             )
-        return results[0] if single else results
+        return results[0] if isinstance(texts, str) else results
+
+    def parse(
+        self,
+        sentences: str | list[str],
+        beam_size: int | None = None,
+        max_length: int | None = None,
+    ):
+        """Parses one sentence (returns one `ParseResult`) or a list (returns a list).
+
+        A sentence is its words separated by white space (``"John has a dog ."``).
+        """
+        self._check_task("parsing", "parse")
+        batch, out = self._run("parse", "sentence", sentences, beam_size, max_length)
+        results = []
+        for i, sentence in enumerate(batch):
+            tokens = _strings(out["tokens"][i])
+            words = _strings(out["source_tokens"][i])
+            results.append(
+                ParseResult(
+                    sentence=sentence,
+                    tree=out["tree"][i].decode("utf-8"),
+                    linearized=out["linearized"][i].decode("utf-8"),
+                    tokens=tokens,
+                    source_tokens=words,
+                    attention=out["attention"][i][: len(tokens), : len(words)],
+                    score=float(out["score"][i]),
+                )
+            )
+        return results[0] if isinstance(sentences, str) else results
 
 
 def load(path: str | os.PathLike, version: int | None = None) -> LoadedModel:
@@ -144,6 +226,6 @@ def plot_attention(result, path: str | os.PathLike | None = None, **kwargs):
     """Draws the picture that fits the result: a heatmap for text-to-text tasks."""
     from zoo.plots import plot_attention as heatmap
 
-    if isinstance(result, TranslationResult):
+    if isinstance(result, (TranslationResult, ParseResult)):
         return heatmap(result.attention, result.source_tokens, result.tokens, path, **kwargs)
     raise TypeError(f"no attention plot for {type(result).__name__}")

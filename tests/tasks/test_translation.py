@@ -219,7 +219,7 @@ def test_cli_predict_plot_skips_an_empty_translation(trained, tmp_path):
     plot = tmp_path / "attention.png"
     proc = _zoo("predict", result["export_dir"], "", "--plot", str(plot), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout == "\n" and "translation is empty" in proc.stderr and not plot.exists()
+    assert proc.stdout == "\n" and "output is empty" in proc.stderr and not plot.exists()
 
 
 def test_cli_predict_rejects_a_zero_beam(trained, tmp_path):

@@ -137,6 +137,47 @@ class Tree:
                 parts.append(")")
         return "".join(parts)
 
+    def draw(self, *, hide_tags: Sequence[str] = ("XX",)) -> str:
+        """The tree drawn as text, one node a line, for terminals and logs.
+
+        A part of speech and its word share a line (``NN dog``); tags in
+        `hide_tags` (the parser's ``XX`` placeholder) are left out, so a
+        parse shows its words only::
+
+            S
+            ├── NP
+            │   └── John
+            └── VP
+                ├── has
+                └── NP
+                    ├── a
+                    └── dog
+        """
+        hidden = set(hide_tags)
+
+        def text(node) -> str:
+            if isinstance(node, str):
+                return node
+            if node.is_preterminal:
+                word = node.children[0]
+                return word if node.label in hidden else f"{node.label} {word}"
+            return node.label or "()"
+
+        lines = []
+        # Pre-order with an explicit stack (like `_walk`, no recursion):
+        # (node, the prefix of its line, the prefix of its children's lines).
+        stack = [(self, "", "")]
+        while stack:
+            node, line_prefix, child_prefix = stack.pop()
+            lines.append(line_prefix + text(node))
+            if isinstance(node, str) or node.is_preterminal:
+                continue
+            last = len(node.children) - 1
+            for index in range(last, -1, -1):
+                branch, indent = ("└── ", "    ") if index == last else ("├── ", "│   ")
+                stack.append((node.children[index], child_prefix + branch, child_prefix + indent))
+        return "\n".join(lines)
+
 
 def _walk(tree: Tree) -> Iterator[tuple]:
     """Depth-first events: ("open", node), ("word", word, parent), ("close", node).

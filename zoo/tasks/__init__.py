@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-TASKS = {"translation": "zoo.tasks.translation"}
+TASKS = {"translation": "zoo.tasks.translation", "parsing": "zoo.tasks.parsing"}
 
 
 def get_task(name: str):

@@ -154,11 +154,19 @@ class Translator(tf.Module):
             dense = tf.reverse_sequence(dense, lengths - 1, seq_axis=1, batch_axis=0)
         return dense, lengths, pieces, word_count
 
-    def decode_ids(self, source, beam_size: int, max_length) -> dict:
+    def decoding_limits(self, word_count, max_length) -> tuple[Any, dict]:
+        """The samplers' `max_length` and extra arguments (a task's decoding hook); none here."""
+        return max_length, {}
+
+    def decode_ids(self, source, beam_size: int, max_length, **hooks) -> dict:
         memory = self.model.encode(source, training=False)
         state = self.model.initial_state(memory)
         common = dict(
-            batch_size=tf.shape(source)[0], start_id=START_ID, end_id=END_ID, max_length=max_length
+            batch_size=tf.shape(source)[0],
+            start_id=START_ID,
+            end_id=END_ID,
+            max_length=max_length,
+            **hooks,
         )
         if isinstance(beam_size, int) and beam_size == 1:
             return greedy_search(self.model.step, state, memory, **common)
@@ -177,7 +185,8 @@ class Translator(tf.Module):
         max_length = self.max_length if max_length is None else tf.maximum(max_length, 1)
         text = tf.reshape(tf.convert_to_tensor(text, tf.string), [-1])
         source, source_lengths, source_pieces, word_count = self.encode_text(text)
-        result = self.decode_ids(source, beam_size, max_length)
+        max_length, hooks = self.decoding_limits(word_count, max_length)
+        result = self.decode_ids(source, beam_size, max_length, **hooks)
         has_words = word_count > 0
         lengths = tf.where(has_words, tf.cast(result["lengths"], tf.int32), 0)
         width = tf.reduce_max(tf.concat([lengths, [0]], 0))

@@ -1,0 +1,260 @@
+"""End to end: a tiny parsing recipe trains, evaluates, exports, reloads and parses."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from zoo.config import RecipeError, resolve_recipe
+from zoo.data.treebank import is_well_formed
+
+SHARED_TREEBANK = Path(__file__).resolve().parents[2].parent / "shared/data/parsing/treebank"
+
+TINY = {
+    "task": "parsing",
+    "name": "tinyparse",
+    "data": {
+        "kind": "synthetic",
+        "size": 300,
+        "validation_size": 20,
+        "test_size": 20,
+        "max_words": 12,
+    },
+    "model": {
+        "embedding_dim": 16,
+        "encoder": {"units": 16},
+        "attention": {"kind": "additive", "units": 16},
+        "decoder": {"units": 16},
+    },
+    "train": {"batch_size": 32, "epochs": 1},
+    "decode": {"beam_size": 2},
+}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from zoo.tasks import parsing
+
+    root = tmp_path_factory.mktemp("parsing")
+    recipe = resolve_recipe(
+        TINY, [f"export.dir={root / 'saved_models'}", f"run.dir={root / 'runs'}"]
+    )
+    logs = []
+    result = parsing.run(recipe, log=logs.append)
+    return recipe, result, logs
+
+
+def test_run_scores_well_formed_trees_and_exports(trained):
+    _, result, logs = trained
+    export = Path(result["export_dir"])
+    assert export.name == "1" and (export / "saved_model.pb").is_file()
+    extra = export / "assets.extra"
+    for name in ("recipe.yaml", "model.keras", "metrics.json", "source_vocab.txt"):
+        assert (extra / name).is_file(), name
+    metrics = json.loads((extra / "metrics.json").read_text())
+    assert metrics["examples"] == 20
+    # Even an untrained-looking model writes only trees under the constraint.
+    assert metrics["well_formed"] == 100.0 and metrics["repaired"] == 0
+    assert 0.0 <= metrics["f1"] <= 100.0 and metrics["length_mismatch"] == 0
+    free = metrics["unconstrained"]
+    assert 0 <= free["repaired"] <= 20 and 0.0 <= free["f1_after_repair"] <= 100.0
+    lines = "\n".join(logs).splitlines()
+    assert any(line.startswith("test: labelled bracket F1") for line in lines)
+    assert any(line.startswith("test: without the constraint") for line in lines)
+
+
+def test_zoo_load_parses_into_trees_over_the_words(trained):
+    import numpy as np
+
+    import zoo
+
+    _, result, _ = trained
+    model = zoo.load(Path(result["export_dir"]).parent)
+    assert model.task == "parsing"
+    sentences = ["the dog saw a cat .", "birds sing ."]
+    parses = model.parse(sentences)
+    for sentence, parse in zip(sentences, parses, strict=True):
+        words = sentence.split()
+        assert is_well_formed(parse.tokens, len(words))
+        assert parse.linearized == " ".join(parse.tokens)
+        assert parse.to_tree().leaves() == words
+        assert parse.source_tokens == [*words, "[END]"]
+        assert parse.attention.shape == (len(parse.tokens), len(words) + 1)
+        np.testing.assert_allclose(parse.attention.sum(-1), 1.0, rtol=1e-4)
+        # The bracketed string: the words in place of XX, in order.
+        pieces = parse.tree.split()
+        assert [p.rstrip(")") for p in pieces if not p.startswith("(")] == words
+        assert parse.tree.count("(") == sum(t.startswith("(") for t in parse.tokens)
+        assert parse.draw().splitlines()[0] == parse.tokens[0][1:]
+    assert model(sentences[:1])[0].tree == parses[0].tree  # the generic call
+    greedy = model.parse("the dog saw a cat .", beam_size=1)
+    assert is_well_formed(greedy.tokens, 6)
+
+
+def test_tree_string_puts_each_word_in_place_of_its_placeholder():
+    import tensorflow as tf
+
+    from zoo.tasks.parsing import bracketed_trees
+
+    tokens = tf.constant(
+        [
+            ["(S", "(NP", "XX", ")NP", "(VP", "XX", "(NP", "XX", "XX", ")NP", ")VP", "XX", ")S"],
+            ["(S", "XX", "XX", ")S", "", "", "", "", "", "", "", "", ""],
+            [""] * 13,
+        ]
+    )
+    words = tf.ragged.constant([["John", "has", "a", "dog", "."], ["(", "hi)"], []])
+    trees = [t.decode() for t in bracketed_trees(tokens, words).numpy()]
+    assert trees == ["(S (NP John) (VP has (NP a dog)) .)", "(S -LRB- hi-RRB-)", ""]
+
+
+def test_empty_and_very_long_sentences(trained):
+    import zoo
+
+    _, result, _ = trained
+    model = zoo.load(result["export_dir"])
+    empty, blank = model.parse(["", "   "])
+    assert empty.tree == "" and empty.tokens == [] and empty.score == 0.0 and blank.tree == ""
+    assert empty.draw() == ""
+    # 200 words, far longer than anything in training: still one tree over all of them.
+    words = ("the old dog saw a red cat near the house and " * 20).split()
+    assert len(words) == 220
+    long = model.parse(" ".join(words[:200]), beam_size=1)
+    assert is_well_formed(long.tokens, 200) and long.to_tree().leaves() == words[:200]
+    # A budget too small for any tree over the words gives no tree, not a broken one.
+    short = model.parse("the dog saw a cat .", beam_size=1, max_length=5)
+    assert short.tokens == [] and short.tree == ""
+
+
+def test_score_parses_repairs_and_counts_malformed_output():
+    from zoo.data.synthetic_parsing import examples_from_trees
+    from zoo.data.treebank import linearize, parse_bracketed
+    from zoo.tasks.parsing import score_parses
+
+    tree = parse_bracketed("(S (NP (NNP John)) (VP (VBZ has) (NP (DT a) (NN dog))) (. .))")[0]
+    example = examples_from_trees([tree])[0]
+    perfect = score_parses([example], [linearize(example.tree)])
+    assert perfect["f1"] == 100.0 and perfect["well_formed"] == 100.0 and perfect["repaired"] == 0
+    # Unclosed and one XX short: repaired, then scored (NP and VP found, inner NP lost).
+    broken = "(S (NP XX )NP (VP XX XX XX".split()
+    scored = score_parses([example], [broken])
+    assert scored["repaired"] == 1 and scored["well_formed"] == 0.0
+    # Gold brackets: S, NP, VP, NP = 4 (the final period is deleted by EVALB);
+    # repaired: (S (NP XX) (VP XX XX XX XX)) -> S, NP, VP = 3 predicted, VP spans 1-4 gold vs 1-4.
+    assert scored["precision"] == 100.0 and scored["recall"] == 75.0
+
+
+def test_export_parses_with_plain_tensorflow_without_zoo(trained, tmp_path):
+    _, result, _ = trained
+    moved = tmp_path / "elsewhere"
+    os.rename(result["export_dir"], moved)
+    try:
+        script = textwrap.dedent(
+            f"""
+            import sys
+            sys.modules["zoo"] = None  # `import zoo` now fails
+            import tensorflow as tf
+            import tensorflow_text  # registers the tokenizer ops
+            m = tf.saved_model.load({str(moved)!r})
+            out = m.signatures["parse"](sentence=tf.constant(["the dog saw a cat .", ""]))
+            print(out["tree"].numpy()[0].decode())
+            assert out["tree"].numpy()[1] == b""
+            assert out["attention"].shape[0] == 2
+            opt = m.signatures["parse_options"](sentence=tf.constant(["a cat ."]),
+                beam_size=tf.constant(1), max_length=tf.constant(40))
+            assert opt["linearized"].numpy()[0].decode().count("XX") == 3
+            assert not any(name.startswith("zoo") for name in sys.modules if sys.modules[name] is not None)
+            print("OK")
+            """
+        )
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        proc = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.strip().endswith("OK")
+        import zoo
+
+        assert proc.stdout.splitlines()[0] == zoo.load(moved).parse("the dog saw a cat .").tree
+    finally:
+        os.rename(moved, result["export_dir"])
+
+
+def _zoo(*args, cwd):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_predict_prints_and_draws_the_tree(trained, tmp_path):
+    _, result, _ = trained
+    plot = tmp_path / "attention.png"
+    proc = _zoo(
+        "predict", result["export_dir"], "John has a dog .", "--plot", str(plot), cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("(") and lines[0].endswith(")")
+    assert any(line.endswith("── John") for line in lines[1:])
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    proc = _zoo("predict", result["export_dir"], "John has a dog .", "--json", cwd=tmp_path)
+    payload = json.loads(proc.stdout)
+    assert payload["source"] == "John has a dog ." and payload["linearized"].count("XX") == 5
+
+
+def test_parsing_recipe_errors_name_the_key(tmp_path):
+    with pytest.raises(RecipeError, match="data.test_files"):
+        resolve_recipe({"task": "parsing", "data": {"kind": "treebank", "path": str(tmp_path)}})
+    with pytest.raises(RecipeError, match="data.path"):
+        resolve_recipe({"task": "parsing", "data": {"kind": "treebank", "test_files": ["a"]}})
+    recipe = tmp_path / "ptb.yaml"
+    (tmp_path / "trees").mkdir()
+    (tmp_path / "trees" / "a.mrg").write_text("( (S (NP (NN x)) (VP (VBZ y))) )\n")
+    recipe.write_text(
+        "task: parsing\ndata: {kind: treebank, path: trees, test_files: [nope*.mrg]}\n"
+    )
+    proc = _zoo("run", str(recipe), cwd=tmp_path)
+    assert proc.returncode == 2 and "nope*.mrg" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(not SHARED_TREEBANK.is_dir(), reason=f"no treebank sample at {SHARED_TREEBANK}")
+def test_treebank_recipe_trains_on_files_and_scores_held_out_files(tmp_path):
+    from zoo.tasks import parsing
+
+    recipe = resolve_recipe(
+        {
+            **TINY,
+            "name": "tinyptb",
+            "data": {
+                "kind": "treebank",
+                "path": str(SHARED_TREEBANK),
+                "pattern": "wsj_000*.mrg",
+                "validation_files": ["wsj_0008.mrg"],
+                "test_files": ["wsj_0009.mrg"],
+            },
+            "evaluate": {"unconstrained": False},
+        },
+        [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
+    )
+    logs = []
+    metrics = parsing.run(recipe, log=logs.append)["metrics"]
+    assert any("9 files" in line for line in logs if line.startswith("data: treebank"))
+    # wsj_0009.mrg holds 6 trees (as read by the treebank tests); all parsed, all trees.
+    assert metrics["examples"] == len(parsing.load_splits(recipe["data"]).test)
+    assert metrics["well_formed"] == 100.0 and metrics["length_mismatch"] == 0
