@@ -1,11 +1,15 @@
 """Encoders, decoders and task models (keras and keras.ops only)."""
 
 from zoo.models.attention_decoder import AttentionDecoder
+from zoo.models.cnn_encoder import CNNEncoder
+from zoo.models.learning_rate_multipliers import LearningRateMultipliers
 from zoo.models.rnn_encoder import RNNEncoder
 from zoo.models.seq2seq import MaskedAccuracy, MaskedSparseCrossentropy, Seq2Seq
 
 __all__ = [
     "AttentionDecoder",
+    "CNNEncoder",
+    "LearningRateMultipliers",
     "MaskedAccuracy",
     "MaskedSparseCrossentropy",
     "RNNEncoder",
