@@ -1,0 +1,197 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from zoo.models.caption_decoder import CaptionDecoder
+
+SWITCHES = list(itertools.product([True, False], repeat=3))  # gate, previous word, context
+VOCAB, EMBED, UNITS, ATT, LOCATIONS, DEPTH = 11, 6, 8, 5, 9, 7
+
+
+def _decoder(gate=True, output_previous_word=True, output_context=True, **kwargs):
+    decoder = CaptionDecoder(
+        VOCAB,
+        embedding_dim=EMBED,
+        units=UNITS,
+        attention_units=ATT,
+        gate=gate,
+        output_previous_word=output_previous_word,
+        output_context=output_context,
+        **kwargs,
+    )
+    decoder.build((None, LOCATIONS, DEPTH))
+    return decoder
+
+
+def _inputs(rng, batch=3, length=5):
+    features = rng.normal(size=(batch, LOCATIONS, DEPTH)).astype("float32")
+    tokens = rng.integers(2, VOCAB, (batch, length)).astype("int32")
+    tokens[0, 3:] = 0  # padding
+    return features, tokens
+
+
+def _weights(layer):
+    return [np.asarray(w) for w in layer.weights]
+
+
+def _reference_attention(decoder, h, features):
+    """Additive attention `softmax(v^T tanh(W h + U a + b))` by hand."""
+    (w,), (u, b) = (
+        _weights(decoder.attention_layer.query_dense),
+        _weights(decoder.attention_layer.key_dense),
+    )
+    v = np.asarray(decoder.attention_layer.v)
+    scores = np.tanh((h @ w)[:, None, :] + features @ u + b) @ v
+    alpha = np.exp(scores - scores.max(-1, keepdims=True))
+    alpha /= alpha.sum(-1, keepdims=True)
+    return alpha, np.einsum("bl,bld->bd", alpha, features)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+@pytest.mark.parametrize("gate,previous_word,context", SWITCHES)
+def test_step_function_reproduces_teacher_forced_scan(gate, previous_word, context):
+    rng = np.random.default_rng(0)
+    decoder = _decoder(gate, previous_word, context)
+    features, tokens = _inputs(rng)
+    memory = decoder.prepare_memory(features)
+    logits, attention = decoder(tokens, memory)
+    assert logits.shape == (3, 5, VOCAB) and logits.dtype == "float32"
+    assert attention.shape == (3, 5, LOCATIONS)
+    state = decoder.initial_state(memory)
+    for t in range(tokens.shape[1]):
+        step_logits, state, step_attention = decoder.step(tokens[:, t], state, memory)
+        assert step_logits.dtype == "float32"
+        np.testing.assert_allclose(step_logits, logits[:, t], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(step_attention, attention[:, t], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(attention).sum(-1), 1.0, rtol=1e-5)
+
+
+def test_step_matches_scan_with_tanh_output_activation():
+    rng = np.random.default_rng(1)
+    decoder = _decoder(output_activation="tanh")
+    features, tokens = _inputs(rng)
+    memory = decoder.prepare_memory(features)
+    logits, _ = decoder(tokens, memory)
+    state = decoder.initial_state(memory)
+    for t in range(tokens.shape[1]):
+        step_logits, state, _ = decoder.step(tokens[:, t], state, memory)
+        np.testing.assert_allclose(step_logits, logits[:, t], rtol=1e-4, atol=1e-5)
+
+
+def test_initial_state_comes_from_the_mean_annotation_vector():
+    rng = np.random.default_rng(2)
+    decoder = _decoder()
+    features, _ = _inputs(rng)
+    h0, c0 = decoder.initial_state(decoder.prepare_memory(features))
+    mean = features.mean(1)
+    for layer, got in ((decoder.init_h, h0), (decoder.init_c, c0)):
+        kernel, bias = _weights(layer)
+        np.testing.assert_allclose(got, np.tanh(mean @ kernel + bias), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("gate", [True, False])
+def test_gate_scales_the_context_in_the_lstm_input(gate):
+    rng = np.random.default_rng(3)
+    decoder = _decoder(gate=gate)
+    features, _ = _inputs(rng)
+    memory = decoder.prepare_memory(features)
+    embedded = rng.normal(size=(3, EMBED)).astype("float32")
+    h = rng.normal(size=(3, UNITS)).astype("float32")
+    x, context, attention = decoder.lstm_input(embedded, h, memory)
+    alpha, z = _reference_attention(decoder, h, features)
+    np.testing.assert_allclose(attention, alpha, rtol=1e-5, atol=1e-6)
+    if gate:
+        kernel, bias = _weights(decoder.beta_dense)
+        beta = _sigmoid(h @ kernel + bias)  # (3, 1): one scalar per example
+        assert beta.shape == (3, 1) and not np.allclose(beta, 1.0)
+        expected = beta * z
+    else:
+        assert decoder.beta_dense is None
+        expected = z
+    np.testing.assert_allclose(x[:, :EMBED], embedded, rtol=1e-6)
+    np.testing.assert_allclose(x[:, EMBED:], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(context, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("gate,previous_word,context", SWITCHES)
+def test_first_step_by_hand(gate, previous_word, context):
+    """Attention on h_0, LSTM on [E y; beta z], deep output L_o(E y + L_h h + L_z z)."""
+    rng = np.random.default_rng(4)
+    decoder = _decoder(gate, previous_word, context)
+    features, tokens = _inputs(rng)
+    memory = decoder.prepare_memory(features)
+    state = decoder.initial_state(memory)
+    logits, (h1, c1), attention = decoder.step(tokens[:, 0], state, memory)
+
+    h0, c0 = (np.asarray(s) for s in state)
+    (table,) = _weights(decoder.embedding)
+    embedded = table[tokens[:, 0]]
+    alpha, z = _reference_attention(decoder, h0, features)
+    if gate:
+        kernel, bias = _weights(decoder.beta_dense)
+        z = _sigmoid(h0 @ kernel + bias) * z
+    kernel, recurrent, bias = _weights(decoder.cell)
+    gates = np.concatenate([embedded, z], -1) @ kernel + h0 @ recurrent + bias
+    i, f, g, o = np.split(gates, 4, axis=-1)  # Keras LSTM gate order
+    c = _sigmoid(f) * c0 + _sigmoid(i) * np.tanh(g)
+    h = _sigmoid(o) * np.tanh(c)
+    kernel, bias = _weights(decoder.hidden_to_output)
+    output = h @ kernel + bias
+    if previous_word:
+        output += embedded
+    if context:
+        (kernel,) = _weights(decoder.context_to_output)
+        output += z @ kernel
+    else:
+        assert decoder.context_to_output is None
+    kernel, bias = _weights(decoder.logits_dense)
+    np.testing.assert_allclose(attention, alpha, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c1, c, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(h1, h, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(logits, output @ kernel + bias, rtol=1e-4, atol=1e-5)
+
+
+def test_dropout_acts_only_in_training():
+    rng = np.random.default_rng(5)
+    decoder = _decoder(dropout=0.5)
+    features, tokens = _inputs(rng)
+    memory = decoder.prepare_memory(features)
+    inference, attention = decoder(tokens, memory, training=False)
+    trained, trained_attention = decoder(tokens, memory, training=True)
+    assert not np.allclose(inference, trained)
+    # Dropout sits after the recurrence: the attention is unchanged.
+    np.testing.assert_allclose(attention, trained_attention, rtol=1e-6)
+    state = decoder.initial_state(memory)
+    step_logits, _, _ = decoder.step(tokens[:, 0], state, memory)
+    np.testing.assert_allclose(step_logits, inference[:, 0], rtol=1e-4, atol=1e-5)
+
+
+def test_config_round_trip():
+    decoder = CaptionDecoder(
+        VOCAB,
+        embedding_dim=EMBED,
+        units=UNITS,
+        attention_units=ATT,
+        dropout=0.25,
+        gate=False,
+        output_previous_word=False,
+        output_context=True,
+        output_activation="tanh",
+        name="caption_decoder",
+    )
+    clone = CaptionDecoder.from_config(decoder.get_config())
+    assert clone.get_config() == decoder.get_config()
+    assert clone.get_config()["output_activation"] == "tanh"
+
+
+def test_errors_say_what_was_received():
+    with pytest.raises(ValueError, match="units=0"):
+        CaptionDecoder(VOCAB, units=0)
+    with pytest.raises(ValueError, match="dropout=1.5"):
+        CaptionDecoder(VOCAB, dropout=1.5)
+    with pytest.raises(ValueError, match=r"features_shape=\(None, 5\)"):
+        CaptionDecoder(VOCAB).build((None, 5))
