@@ -1,0 +1,54 @@
+"""The shipped recipes validate, and reach their targets (long: `pytest -m slow`)."""
+
+from pathlib import Path
+
+import pytest
+
+from zoo.config import load_recipe
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+@pytest.mark.slow
+def test_translation_recipe_reaches_bleu_90_and_aer_020(tmp_path):
+    from zoo.tasks import translation
+
+    recipe = load_recipe(
+        RECIPES / "translation.yaml",
+        [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
+    )
+    metrics = translation.run(recipe)["metrics"]
+    assert metrics["bleu"] >= 90.0, metrics["bleu"]
+    assert metrics["alignment_error_rate"] <= 0.20, metrics["alignment_error_rate"]
+
+
+@pytest.mark.slow
+def test_parsing_recipe_reaches_f1_95_with_only_well_formed_trees(tmp_path):
+    from zoo.tasks import parsing
+
+    recipe = load_recipe(
+        RECIPES / "parsing.yaml",
+        [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
+    )
+    metrics = parsing.run(recipe)["metrics"]
+    assert metrics["f1"] >= 95.0, metrics["f1"]
+    assert metrics["well_formed"] == 100.0 and metrics["repaired"] == 0
+
+
+# Recipes that read the samples in ../shared/data, and the file each needs.
+SHARED_INPUTS = {
+    "translation_tatoeba.yaml": "translation/deu_eng_sample.tsv",
+    "parsing_ptb.yaml": "parsing/treebank",
+}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in RECIPES.glob("*.yaml")))
+def test_every_shipped_recipe_validates(name, monkeypatch):
+    if name in SHARED_INPUTS:
+        shared = RECIPES.parents[1] / "shared" / "data" / SHARED_INPUTS[name]
+        if not shared.exists():
+            pytest.skip(f"../shared/data is absent: {name} points at {shared}")
+        monkeypatch.chdir(RECIPES.parent)
+    recipe = load_recipe(RECIPES / name)
+    assert recipe["task"] == ("parsing" if name.startswith("parsing") else "translation")
+    assert recipe["name"] == name.removesuffix(".yaml")
