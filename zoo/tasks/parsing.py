@@ -15,28 +15,16 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import random
 import time
-from pathlib import Path
 from typing import Any
 
-import keras
 import tensorflow as tf
 
 from zoo.data.synthetic_parsing import ParseExample, examples_from_trees, generate_parse_examples
 from zoo.data.treebank import delinearize, is_well_formed, read_treebank, repair_linearized
 from zoo.samplers import TreeConstraint
-from zoo.tasks.seq2seq_training import (
-    build_model,
-    check_export_target,
-    compile_model,
-    decode_corpus,
-    discard_stale_backup,
-    fit,
-    make_datasets,
-    tokenize_all,
-)
+from zoo.tasks.seq2seq_training import decode_corpus, finish_run, start_run, train_seq2seq
 from zoo.tasks.translation import Translator
 from zoo.text.symbol_tokenizer import SymbolTokenizer
 from zoo.text.vocabulary import RESERVED_TOKENS
@@ -312,12 +300,7 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
     """Trains, evaluates and exports what `recipe` describes. Returns paths and metrics."""
     from zoo.export import export_parsing
 
-    keras.utils.set_random_seed(recipe["train"]["seed"])
-    started = time.time()
-    run_dir = Path(recipe["run"]["dir"]) / recipe["name"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    check_export_target(recipe)
-    discard_stale_backup(run_dir, recipe, log)
+    run_dir, started = start_run(recipe, log)
 
     splits = load_splits(recipe["data"])
     log(f"data: {splits.report}")
@@ -330,24 +313,23 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
         f"tokenizer: {source_tokenizer.vocab_size} words, "
         f"{target_tokenizer.vocab_size} tree symbols"
     )
-    ids = {
+    texts = {
         split: (
-            tokenize_all(source_tokenizer, [e.sentence for e in getattr(splits, split)]),
-            tokenize_all(target_tokenizer, [e.linearized for e in getattr(splits, split)]),
+            [e.sentence for e in getattr(splits, split)],
+            [e.linearized for e in getattr(splits, split)],
         )
         for split in ("train", "validation")
     }
-    datasets, token_counts = make_datasets(
-        recipe, ids, log, max_source_tokens=recipe["data"]["max_train_words"]
+    model, training = train_seq2seq(
+        recipe,
+        source_tokenizer,
+        target_tokenizer,
+        texts,
+        run_dir,
+        log=log,
+        callbacks=callbacks,
+        max_source_tokens=recipe["data"]["max_train_words"],
     )
-    dtype = "mixed_bfloat16" if recipe["train"]["mixed_precision"] else None
-    model = build_model(
-        recipe["model"], source_tokenizer.vocab_size, target_tokenizer.vocab_size, dtype
-    )
-    steps = recipe["train"]["steps_per_epoch"] or int(datasets["train"].cardinality())
-    compile_model(model, recipe["train"], steps)
-    log(f"model: {model.count_params():,} parameters")
-    training = fit(model, datasets, token_counts, recipe, run_dir, log=log, callbacks=callbacks)
 
     parser = Parser(model, source_tokenizer, target_tokenizer, recipe)
     parse_fn = tf.function(parser.parse_text, autograph=False, reduce_retracing=True)
@@ -359,9 +341,6 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
     metrics.update(training)
     log(format_metrics(metrics))
 
-    export_dir = export_parsing(parser, recipe, metrics)
-    metrics["total_seconds"] = round(time.time() - started, 1)
-    log(f"export: {export_dir}")
-    log(f"total: {metrics['total_seconds']:.0f} s")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
-    return {"export_dir": str(export_dir), "metrics": metrics, "run_dir": str(run_dir)}
+    return finish_run(
+        recipe, metrics, lambda: export_parsing(parser, recipe, metrics), run_dir, started, log
+    )

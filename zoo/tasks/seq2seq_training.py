@@ -9,6 +9,7 @@ lives here.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import time
 from pathlib import Path
@@ -217,3 +218,60 @@ def decode_corpus(
         if bar:
             bar.add(size)
     return results
+
+
+def start_run(recipe: dict, log) -> tuple[Path, float]:
+    """Seeds, makes `runs/<name>`, and fails early on an existing export version.
+
+    Returns the run folder and the start time (for the total in the log).
+    """
+    keras.utils.set_random_seed(recipe["train"]["seed"])
+    started = time.time()
+    run_dir = Path(recipe["run"]["dir"]) / recipe["name"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    check_export_target(recipe)
+    discard_stale_backup(run_dir, recipe, log)
+    return run_dir, started
+
+
+def train_seq2seq(
+    recipe: dict,
+    source_tokenizer,
+    target_tokenizer,
+    texts: dict[str, tuple[list[str], list[str]]],
+    run_dir: Path,
+    *,
+    log,
+    callbacks: list | tuple = (),
+    max_source_tokens: int | None = None,
+) -> tuple[Seq2Seq, dict]:
+    """Tokenizes `{"train": (sources, targets), "validation": ...}`, builds and fits a `Seq2Seq`.
+
+    Returns the trained model and what `fit` reports.
+    """
+    ids = {
+        split: (tokenize_all(source_tokenizer, sources), tokenize_all(target_tokenizer, targets))
+        for split, (sources, targets) in texts.items()
+    }
+    datasets, token_counts = make_datasets(recipe, ids, log, max_source_tokens=max_source_tokens)
+    # bfloat16 compute with float32 weights pays off only for large dense
+    # work; set on the model, not globally, so nothing else in the process changes.
+    dtype = "mixed_bfloat16" if recipe["train"]["mixed_precision"] else None
+    model = build_model(
+        recipe["model"], source_tokenizer.vocab_size, target_tokenizer.vocab_size, dtype
+    )
+    steps = recipe["train"]["steps_per_epoch"] or int(datasets["train"].cardinality())
+    compile_model(model, recipe["train"], steps)
+    log(f"model: {model.count_params():,} parameters")
+    training = fit(model, datasets, token_counts, recipe, run_dir, log=log, callbacks=callbacks)
+    return model, training
+
+
+def finish_run(recipe: dict, metrics: dict, export, run_dir: Path, started: float, log) -> dict:
+    """Exports (`export()` returns the version folder), logs the total, writes metrics.json."""
+    export_dir = export()
+    metrics["total_seconds"] = round(time.time() - started, 1)
+    log(f"export: {export_dir}")
+    log(f"total: {metrics['total_seconds']:.0f} s")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    return {"export_dir": str(export_dir), "metrics": metrics, "run_dir": str(run_dir)}

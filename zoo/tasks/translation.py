@@ -9,13 +9,10 @@ them one at a time.
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import time
-from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -28,10 +25,13 @@ from zoo.tasks.seq2seq_training import (  # noqa: F401  (public names of this ta
     compile_model,
     decode_corpus,
     discard_stale_backup,
+    finish_run,
     fit,
     make_datasets,
     make_optimizer,
+    start_run,
     tokenize_all,
+    train_seq2seq,
 )
 from zoo.text.normalization import normalize_python
 from zoo.text.word_tokenizer import WordTokenizer
@@ -332,12 +332,7 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
     """
     from zoo.export import export_translation
 
-    keras.utils.set_random_seed(recipe["train"]["seed"])
-    started = time.time()
-    run_dir = Path(recipe["run"]["dir"]) / recipe["name"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    check_export_target(recipe)
-    discard_stale_backup(run_dir, recipe, log)
+    run_dir, started = start_run(recipe, log)
 
     splits = load_splits(recipe["data"])
     log(f"data: {splits.report}")
@@ -353,27 +348,23 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
         f"target vocabulary {target_tokenizer.vocab_size} ({time.time() - t0:.1f} s)"
     )
 
-    ids = {
+    texts = {
         split: (
-            tokenize_all(source_tokenizer, [p.source for p in getattr(splits, split)]),
-            tokenize_all(target_tokenizer, [p.target for p in getattr(splits, split)]),
+            [p.source for p in getattr(splits, split)],
+            [p.target for p in getattr(splits, split)],
         )
         for split in ("train", "validation")
     }
-    datasets, token_counts = make_datasets(
-        recipe, ids, log, max_source_tokens=recipe["data"]["max_source_tokens"]
+    model, training = train_seq2seq(
+        recipe,
+        source_tokenizer,
+        target_tokenizer,
+        texts,
+        run_dir,
+        log=log,
+        callbacks=callbacks,
+        max_source_tokens=recipe["data"]["max_source_tokens"],
     )
-
-    # bfloat16 compute with float32 weights pays off only for large dense
-    # work; set on the model, not globally, so nothing else in the process changes.
-    dtype = "mixed_bfloat16" if recipe["train"]["mixed_precision"] else None
-    model = build_model(
-        recipe["model"], source_tokenizer.vocab_size, target_tokenizer.vocab_size, dtype
-    )
-    steps = recipe["train"]["steps_per_epoch"] or int(datasets["train"].cardinality())
-    compile_model(model, recipe["train"], steps)
-    log(f"model: {model.count_params():,} parameters")
-    training = fit(model, datasets, token_counts, recipe, run_dir, log=log, callbacks=callbacks)
 
     translator = Translator(model, source_tokenizer, target_tokenizer, recipe)
     translate_fn = tf.function(translator.translate_text, autograph=False, reduce_retracing=True)
@@ -383,12 +374,14 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
     metrics.update(training)
     log(format_metrics(metrics))
 
-    export_dir = export_translation(translator, recipe, metrics)
-    metrics["total_seconds"] = round(time.time() - started, 1)
-    log(f"export: {export_dir}")
-    log(f"total: {metrics['total_seconds']:.0f} s")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
-    return {"export_dir": str(export_dir), "metrics": metrics, "run_dir": str(run_dir)}
+    return finish_run(
+        recipe,
+        metrics,
+        lambda: export_translation(translator, recipe, metrics),
+        run_dir,
+        started,
+        log,
+    )
 
 
 def format_metrics(metrics: dict) -> str:
