@@ -450,7 +450,9 @@ def test_missing_task(tmp_path):
     path = write(tmp_path, "train: {epochs: 3}\n")
     with pytest.raises(RecipeError) as info:
         load_recipe(path)
-    assert str(info.value) == f"{path}: missing required key 'task' (one of 'parsing', 'translation')"
+    assert (
+        str(info.value) == f"{path}: missing required key 'task' (one of 'parsing', 'translation')"
+    )
 
 
 def test_missing_recipe_file(tmp_path):

@@ -1133,7 +1133,7 @@ PARSING_SCHEMA = Section(
         ),
         "tokenizer": {
             "vocab_size": Field(
-                int, 20000, check=_COUNT, doc="most frequent words kept; others are [UNK]"
+                int, 20000, check=at_least(5), doc="most frequent words kept; others are [UNK]"
             ),
             "min_count": Field(
                 int, 1, check=_COUNT, doc="words seen fewer times in training are [UNK]"

@@ -93,6 +93,13 @@ def test_vocab_size_caps_the_vocabulary(tokenizer):
         SymbolTokenizer.build(TREES, vocab_size=4)
 
 
+def test_min_count_leaves_rare_symbols_out():
+    tokenizer = SymbolTokenizer.build(["a a b", "a b c", "d"], min_count=2)
+    assert tokenizer.vocab == [*RESERVED_TOKENS, "a", "b"]
+    capped = SymbolTokenizer.build(["a a b", "a b c", "d"], vocab_size=5, min_count=2)
+    assert capped.vocab == [*RESERVED_TOKENS, "a"]
+
+
 def test_empty_inputs(tokenizer):
     ids = tokenizer.tokenize(tf.constant(["", "(S )S"]))
     assert ids.row_lengths().numpy().tolist() == [0, 2]

@@ -13,7 +13,6 @@ measured too. Scores are EVALB's (COLLINS.prm) labelled bracket F1.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import random
 import time
@@ -27,7 +26,6 @@ from zoo.samplers import TreeConstraint
 from zoo.tasks.seq2seq_training import decode_corpus, finish_run, start_run, train_seq2seq
 from zoo.tasks.translation import Translator
 from zoo.text.symbol_tokenizer import SymbolTokenizer
-from zoo.text.vocabulary import RESERVED_TOKENS
 
 TASK = "parsing"
 PLACEHOLDER = "XX"
@@ -165,7 +163,7 @@ class Parser(Translator):
             tf.math.ceil(self.length_per_word * tf.cast(word_count, tf.float32)), tf.int32
         )
         budgets = tf.minimum(budgets + LENGTH_SLACK, max_length)
-        longest = tf.maximum(tf.reduce_max(tf.concat([budgets, [1]], 0)), 1)
+        longest = tf.reduce_max(tf.concat([budgets, [1]], 0))  # at least one step
         if not self.constrained:
             return longest, {}
         return longest, {
@@ -195,14 +193,9 @@ def build_tokenizers(train: list[ParseExample], config: dict):
     Words left out become `[UNK]`; with `min_count` 2 the training data has
     `[UNK]`s too, so the model learns what to do with a word it never saw.
     """
-    counts = collections.Counter(word for e in train for word in e.words)
-    for token in RESERVED_TOKENS:
-        counts.pop(token, None)
-    ranked = sorted(
-        (item for item in counts.items() if item[1] >= config["min_count"]),
-        key=lambda item: (-item[1], item[0]),
-    )[: config["vocab_size"] - len(RESERVED_TOKENS)]
-    source = SymbolTokenizer(list(RESERVED_TOKENS) + [word for word, _ in ranked])
+    source = SymbolTokenizer.build(
+        [e.sentence for e in train], config["vocab_size"], min_count=config["min_count"]
+    )
     target = SymbolTokenizer.build([e.linearized for e in train])
     return source, target
 

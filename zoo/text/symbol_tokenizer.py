@@ -67,13 +67,19 @@ class SymbolTokenizer(WordTokenizer):
 
     @classmethod
     def build(
-        cls, texts: Iterable[str], vocab_size: int | None = None, batch_size: int = 4096
+        cls,
+        texts: Iterable[str],
+        vocab_size: int | None = None,
+        batch_size: int = 4096,
+        *,
+        min_count: int = 1,
     ) -> "SymbolTokenizer":
         """The reserved tokens, then the symbols of `texts` by descending frequency.
 
         Ties are broken by code point order, so the result is deterministic and
         independent of the order of `texts`. `vocab_size` (reserved tokens
         included) keeps only the most frequent symbols; None keeps them all.
+        Symbols seen fewer than `min_count` times are left out.
         Texts are split with the same op as `tokenize`, `batch_size` at a time.
         """
         if vocab_size is not None:
@@ -81,7 +87,10 @@ class SymbolTokenizer(WordTokenizer):
         counts = count_words(texts, batch_size=batch_size, normalize=False)
         for token in RESERVED_TOKENS:
             counts.pop(token, None)
-        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        ranked = sorted(
+            (item for item in counts.items() if item[1] >= min_count),
+            key=lambda item: (-item[1], item[0]),
+        )
         if vocab_size is not None:
             ranked = ranked[: vocab_size - NUM_RESERVED]
         return cls(list(RESERVED_TOKENS) + [symbol for symbol, _ in ranked])
