@@ -205,7 +205,7 @@ def test_bad_choice_with_suggestion():
 
 def test_bad_task():
     message = error_text({"task": "translaton"})
-    assert "recipes/x.yaml: task: expected one of 'parsing', 'translation'" in message
+    assert "recipes/x.yaml: task: expected one of 'captioning', 'parsing', 'translation'" in message
     assert "(did you mean 'translation'?)" in message
 
 
@@ -451,7 +451,7 @@ def test_missing_task(tmp_path):
     with pytest.raises(RecipeError) as info:
         load_recipe(path)
     assert (
-        str(info.value) == f"{path}: missing required key 'task' (one of 'parsing', 'translation')"
+        str(info.value) == f"{path}: missing required key 'task' (one of 'captioning', 'parsing', 'translation')"
     )
 
 

@@ -65,7 +65,11 @@ def cmd_predict(args) -> int:
                 file=sys.stderr,
             )
             return 2
-    results = model(inputs, beam_size=args.beam_size, max_length=args.max_length)
+    try:
+        results = model(inputs, beam_size=args.beam_size, max_length=args.max_length)
+    except (FileNotFoundError, ValueError) as error:  # a missing or undecodable image
+        print(f"zoo predict: {error}", file=sys.stderr)
+        return 2
     for i, result in enumerate(results):
         if args.json:
             payload = {"source": inputs[i], "text": result.text, "tokens": result.tokens}
@@ -83,7 +87,8 @@ def cmd_predict(args) -> int:
             path = Path(args.plot)
             if len(results) > 1:
                 path = path.with_name(f"{path.stem}_{i}{path.suffix}")
-            zoo.plot_attention(result, path, title=inputs[i])
+            title = Path(inputs[i]).name if model.task == "captioning" else inputs[i]
+            zoo.plot_attention(result, path, title=title)
             print(f"# attention plot: {path}", file=sys.stderr)
     return 0
 
@@ -105,13 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="run an exported model on inputs")
     predict.add_argument("export", help="saved_models/<name> (newest version) or a version folder")
     predict.add_argument(
-        "inputs", nargs="*", help="sentences to translate or parse (parsing: words split by spaces)"
+        "inputs",
+        nargs="*",
+        help="sentences to translate or parse (parsing: words split by spaces), "
+        "or image files to caption",
     )
     predict.add_argument("--file", help="read inputs from a file, one per line")
     predict.add_argument("--version", type=int, help="the version to load (default: newest)")
     predict.add_argument("--beam-size", type=int, help="beam width (default: the recipe's)")
     predict.add_argument("--max-length", type=int, help="longest output (default: the recipe's)")
-    predict.add_argument("--plot", help="write the attention heatmap to this PNG")
+    predict.add_argument(
+        "--plot",
+        help="write the attention to this PNG (a heatmap; captioning: the image under each "
+        "word's attention)",
+    )
     predict.add_argument("--json", action="store_true", help="one JSON object per input")
     predict.set_defaults(func=cmd_predict)
     return parser

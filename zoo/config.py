@@ -970,40 +970,46 @@ def seq2seq_model_section(*, reverse_source: bool = False) -> Section:
     )
 
 
+def _training_fields() -> dict[str, Field]:
+    """The `train` settings every task shares (optimizer, schedule, seed, early stopping)."""
+    return {
+        "batch_size": Field(int, 64, check=_COUNT),
+        "epochs": Field(int, 10, check=_COUNT),
+        "steps_per_epoch": Field(int, None, check=_COUNT),
+        "optimizer": Field(str, "adam", choices=("adam", "adamw", "sgd", "rmsprop")),
+        "learning_rate": Field(float, 0.001, check=positive()),
+        "schedule": Field(
+            str,
+            "cosine",
+            choices=("constant", "cosine"),
+            doc="cosine: decay the learning rate to 5% of its value over the run",
+        ),
+        "clipnorm": Field(float, 5.0, nullable=True, check=positive()),
+        "label_smoothing": Field(float, 0.0, check=in_range(0, 1)),
+        "mixed_precision": Field(bool, False),
+        "jit_compile": Field(bool, False),
+        "seed": Field(int, 0, check=non_negative()),
+        "patience": Field(int, None, check=_COUNT, doc="early stopping, in epochs"),
+    }
+
+
 def seq2seq_train_section() -> Section:
     """The `train` section of the sequence-to-sequence tasks (translation, parsing)."""
-    return Section(
-        {
-            "batch_size": Field(int, 64, check=_COUNT),
-            "batch_tokens": Field(
-                int,
-                None,
-                check=_COUNT,
-                doc="if set, a bucket's batch holds about this many tokens "
-                "(more sentences when they are short), never fewer than batch_size sentences",
-            ),
-            "epochs": Field(int, 10, check=_COUNT),
-            "steps_per_epoch": Field(int, None, check=_COUNT),
-            "optimizer": Field(str, "adam", choices=("adam", "adamw", "sgd", "rmsprop")),
-            "learning_rate": Field(float, 0.001, check=positive()),
-            "schedule": Field(
-                str,
-                "cosine",
-                choices=("constant", "cosine"),
-                doc="cosine: decay the learning rate to 5% of its value over the run",
-            ),
-            "clipnorm": Field(float, 5.0, nullable=True, check=positive()),
-            "label_smoothing": Field(float, 0.0, check=in_range(0, 1)),
-            "bucket_boundaries": Field(
-                list[int], [8, 12, 16, 20, 25, 30, 40, 50, 60], check=increasing()
-            ),
-            "mixed_precision": Field(bool, False),
-            "jit_compile": Field(bool, False),
-            "seed": Field(int, 0, check=non_negative()),
-            "patience": Field(int, None, check=_COUNT, doc="early stopping, in epochs"),
-        },
-        validate=_validate_translation_train,
+    fields = _training_fields()
+    fields["batch_tokens"] = Field(
+        int,
+        None,
+        check=_COUNT,
+        doc="if set, a bucket's batch holds about this many tokens "
+        "(more sentences when they are short), never fewer than batch_size sentences",
     )
+    fields["bucket_boundaries"] = Field(
+        list[int], [8, 12, 16, 20, 25, 30, 40, 50, 60], check=increasing()
+    )
+    order = ("batch_size", "batch_tokens", "epochs", "steps_per_epoch", "optimizer")
+    order += ("learning_rate", "schedule", "clipnorm", "label_smoothing", "bucket_boundaries")
+    order += ("mixed_precision", "jit_compile", "seed", "patience")
+    return Section({name: fields[name] for name in order}, validate=_validate_translation_train)
 
 
 TRANSLATION_SCHEMA = Section(
@@ -1170,3 +1176,211 @@ PARSING_SCHEMA = Section(
 )
 
 register_task_schema("parsing", PARSING_SCHEMA)
+
+
+def _validate_captioning_data(data: dict, path: str) -> None:
+    if data["kind"] == "synthetic" and data["image_size"] < 48:
+        raise RecipeError(
+            f"expected at least 48 for synthetic scenes (their shapes need it), "
+            f"got {data['image_size']}",
+            key=_join(path, "image_size"),
+        )
+    if data["kind"] != "synthetic" and data["path"] is None:
+        files = {
+            "flickr8k": "the caption token file, e.g. Flickr8k.token.txt",
+            "coco": "a COCO captions JSON, e.g. captions_train2014.json",
+            "karpathy": "Karpathy's split JSON, e.g. dataset_flickr8k.json",
+        }
+        raise RecipeError(
+            f"required when data.kind is {data['kind']!r}: {files[data['kind']]}",
+            key=_join(path, "path"),
+        )
+    if data["kind"] == "karpathy" and data["images"] is None:
+        raise RecipeError(
+            "required when data.kind is 'karpathy': the folder its file names are relative to",
+            key=_join(path, "images"),
+        )
+    if data["validation_path"] is not None and data["kind"] != "coco":
+        raise RecipeError(
+            "only for data.kind 'coco' (the other formats carry their own splits)",
+            key=_join(path, "validation_path"),
+        )
+    if data["min_objects"] > data["max_objects"]:
+        raise RecipeError(
+            f"must be <= {_join(path, 'max_objects')} ({data['max_objects']}), "
+            f"got {data['min_objects']}",
+            key=_join(path, "min_objects"),
+        )
+
+
+def _validate_captioning_model(model: dict, path: str) -> None:
+    encoder = model["encoder"]
+    if encoder["backbone"] == "small" and encoder["weights"] == "imagenet":
+        raise RecipeError(
+            "the 'small' backbone has no ImageNet weights: use null (train from scratch) or the "
+            "path of a weights file",
+            key=_join(path, "encoder.weights"),
+        )
+
+
+CAPTIONING_SCHEMA = Section(
+    {
+        "name": Field(
+            str,
+            "captioning",
+            check=_LIBRARY_SCHEMA.fields["name"].check,
+            doc="export name (saved_models/<name>) and run folder name",
+        ),
+        "data": Section(
+            {
+                "kind": Field(
+                    str, "synthetic", choices=("synthetic", "flickr8k", "coco", "karpathy")
+                ),
+                "size": Field(int, 6000, check=_COUNT, doc="synthetic: training scenes"),
+                "seed": Field(int, 0, check=non_negative(), doc="scenes; real data: split shuffle"),
+                "min_objects": Field(int, 1, check=in_range(1, 3), doc="synthetic"),
+                "max_objects": Field(int, 3, check=in_range(1, 3), doc="synthetic"),
+                "validation_size": Field(
+                    int, 300, check=at_least(1), doc="images held out when the data has no split"
+                ),
+                "test_size": Field(
+                    int, 500, check=at_least(1), doc="images held out when the data has no split"
+                ),
+                "image_size": Field(
+                    int,
+                    96,
+                    check=at_least(16),
+                    doc="images are resized to image_size x image_size (synthetic: drawn so)",
+                ),
+                "path": Field(
+                    str,
+                    None,
+                    path_must_exist="file",
+                    doc="flickr8k: the token file; coco: the (training) captions JSON; "
+                    "karpathy: the split JSON",
+                ),
+                "images": Field(
+                    str,
+                    None,
+                    path_must_exist="dir",
+                    doc="the image folder (flickr8k, coco: found beside `path` by default)",
+                ),
+                "validation_path": Field(
+                    str,
+                    None,
+                    path_must_exist="file",
+                    doc="coco: a second captions JSON (e.g. captions_val2014.json) split into "
+                    "validation and test images",
+                ),
+                "validation_images": Field(
+                    str, None, path_must_exist="dir", doc="coco: the images of validation_path"
+                ),
+                "max_images": Field(
+                    int, None, check=_COUNT, doc="use at most this many training images"
+                ),
+                "max_caption_words": Field(
+                    int, 30, check=_COUNT, doc="longer training captions are cut to this length"
+                ),
+                "verify_images": Field(
+                    bool, True, doc="decode every image once and leave out unreadable files"
+                ),
+            },
+            validate=_validate_captioning_data,
+        ),
+        "tokenizer": {
+            "vocab_size": Field(
+                int, 5000, check=at_least(5), doc="most frequent words kept; others are [UNK]"
+            ),
+            "min_count": Field(
+                int, 1, check=_COUNT, doc="words seen fewer times in training are [UNK]"
+            ),
+            "lowercase": Field(bool, True),
+        },
+        "model": Section(
+            {
+                "encoder": {
+                    "backbone": Field(
+                        str,
+                        "small",
+                        choices=(
+                            "small",
+                            "mobilenet_v3_small",
+                            "mobilenet_v3_large",
+                            "resnet50",
+                            "inception_v3",
+                            "efficientnet_b0",
+                        ),
+                        doc="small: a 4-block CNN trained from scratch",
+                    ),
+                    "grid_size": Field(
+                        int, 7, check=_COUNT, doc="attention over grid_size x grid_size cells"
+                    ),
+                    "weights": Field(
+                        str,
+                        None,
+                        doc="null (random), imagenet (downloaded once by Keras) or the path of a "
+                        "local weights file of the backbone without top",
+                    ),
+                    "fine_tune_from": Field(
+                        str,
+                        "auto",
+                        nullable=True,
+                        doc="auto: all layers when trained from scratch, none when pretrained; "
+                        "all; or the first backbone layer to train",
+                    ),
+                    "learning_rate_multiplier": Field(
+                        float, 1.0, check=non_negative(), doc="for the fine-tuned backbone layers"
+                    ),
+                    "projection_dim": Field(
+                        int, None, check=_COUNT, doc="a linear projection of each cell's vector"
+                    ),
+                    "dropout": Field(float, 0.0, check=in_range(0, 1)),
+                    "coordinates": Field(
+                        bool, False, doc="append each cell's (row, column) to its vector"
+                    ),
+                },
+                "embedding_dim": Field(int, 128, check=_COUNT),
+                "units": Field(int, 256, check=_COUNT, doc="LSTM units"),
+                "attention_units": Field(int, 256, check=_COUNT),
+                "dropout": Field(float, 0.0, check=in_range(0, 1), doc="before the output layer"),
+                "gate": Field(bool, True, doc="the beta gate on the context (section 4.2.1)"),
+                "output_previous_word": Field(bool, True, doc="E y_{t-1} in the deep output"),
+                "output_context": Field(bool, True, doc="L_z z_t in the deep output"),
+                "output_activation": Field(
+                    str, None, choices=("tanh",), doc="null: Eq. 7 as printed; tanh"
+                ),
+                "doubly_stochastic": Field(
+                    float,
+                    1.0,
+                    check=non_negative(),
+                    doc="lambda of the attention penalty sum_i (1 - sum_t alpha_ti)^2",
+                ),
+            },
+            validate=_validate_captioning_model,
+        ),
+        "train": Section(
+            {
+                **_training_fields(),
+                "cache_features": Field(
+                    bool,
+                    True,
+                    doc="with a frozen encoder, compute each image's features once and train "
+                    "on them",
+                ),
+            },
+            validate=_validate_translation_train,
+        ),
+        "decode": {
+            "beam_size": Field(int, 3, check=at_least(1), doc="1 = greedy"),
+            "length_penalty": Field(float, 0.0, check=non_negative()),
+            "max_length": Field(int, 20, check=_COUNT, doc="most words of a caption"),
+        },
+        "evaluate": {
+            "max_examples": Field(int, None, check=_COUNT, doc="test images decoded"),
+            "meteor": Field(bool, False, doc="also METEOR (needs Java)"),
+        },
+    },
+    doc="image captioning with soft attention (Show, Attend and Tell, Xu et al. 2015)",
+)
+
+register_task_schema("captioning", CAPTIONING_SCHEMA)

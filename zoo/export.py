@@ -85,7 +85,7 @@ def write_json(obj) -> Callable[[Path], None]:
     )
 
 
-def export_seq2seq(
+def export_task(
     module,
     function,
     recipe: dict,
@@ -93,14 +93,18 @@ def export_seq2seq(
     *,
     method: str,
     input_name: str,
+    tokenizers: dict,
 ) -> Path:
-    """Exports a sequence-to-sequence module (translator, parser) with its signatures.
+    """Exports a task's in-graph module (translator, parser, caption generator).
 
-    `function(inputs, beam_size=None, max_length=None)` is traced twice and
-    served as `serving_default` and `<method>` (inputs only, the recipe's
-    decoding) and `<method>_options` (with `beam_size` and `max_length`); it
-    is also kept as the module's `<method>` attribute, so the loaded object's
-    `<method>(...)` accepts both calls.
+    `function(inputs, beam_size=None, max_length=None)`, inputs a string
+    vector (sentences, or encoded images), is traced twice and served as
+    `serving_default` and `<method>` (inputs only, the recipe's decoding)
+    and `<method>_options` (with `beam_size` and `max_length`); it is also
+    kept as the module's `<method>` attribute, so the loaded object's
+    `<method>(...)` accepts both calls. `assets.extra/` gets the recipe,
+    `model.keras`, `metrics.json`, `<key>_vocab.txt` for each of
+    `tokenizers` and their configurations in `tokenizers.json`.
     """
     inputs_spec = tf.TensorSpec([None], tf.string, name=input_name)
     beam_spec = tf.TensorSpec([], tf.int32, name="beam_size")
@@ -119,25 +123,34 @@ def export_seq2seq(
         "recipe.yaml": lambda path: save_recipe(recipe, path),
         "model.keras": lambda path: model.save(path),
         "metrics.json": write_json(metrics),
-        "source_vocab.txt": lambda path: path.write_text(
-            "\n".join(module.source_tokenizer.vocab) + "\n", encoding="utf-8"
-        ),
-        "target_vocab.txt": lambda path: path.write_text(
-            "\n".join(module.target_tokenizer.vocab) + "\n", encoding="utf-8"
-        ),
-        "tokenizers.json": write_json(
-            {
-                "source": module.source_tokenizer.get_config(),
-                "target": module.target_tokenizer.get_config(),
-            }
-        ),
     }
+    for key, tokenizer in tokenizers.items():
+        extras[f"{key}_vocab.txt"] = lambda path, vocab=tokenizer.vocab: path.write_text(
+            "\n".join(vocab) + "\n", encoding="utf-8"
+        )
+    extras["tokenizers.json"] = write_json(
+        {key: tokenizer.get_config() for key, tokenizer in tokenizers.items()}
+    )
     return atomic_export(
         module,
         Path(recipe["export"]["dir"]) / recipe["name"],
         signatures=signatures,
         extras=extras,
         version=recipe["export"]["version"],
+    )
+
+
+def export_seq2seq(module, function, recipe: dict, metrics: dict, *, method: str, input_name: str):
+    """`export_task` for a module with `source_tokenizer` and `target_tokenizer`."""
+    tokenizers = {"source": module.source_tokenizer, "target": module.target_tokenizer}
+    return export_task(
+        module,
+        function,
+        recipe,
+        metrics,
+        method=method,
+        input_name=input_name,
+        tokenizers=tokenizers,
     )
 
 
@@ -157,4 +170,17 @@ def export_parsing(parser, recipe: dict, metrics: dict) -> Path:
     """Exports a `zoo.tasks.parsing.Parser`: `parse(sentence)` and `parse_options`."""
     return export_seq2seq(
         parser, parser.parse_text, recipe, metrics, method="parse", input_name="sentence"
+    )
+
+
+def export_captioning(generator, recipe: dict, metrics: dict) -> Path:
+    """Exports a `zoo.tasks.captioning.CaptionGenerator`: `caption(image)` and `caption_options`."""
+    return export_task(
+        generator,
+        generator.caption_images,
+        recipe,
+        metrics,
+        method="caption",
+        input_name="image",
+        tokenizers={"caption": generator.tokenizer},
     )

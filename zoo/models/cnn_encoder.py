@@ -161,7 +161,7 @@ class CNNEncoder(keras.layers.Layer):
             Keras downloads the file into `~/.keras/models/` when it is not cached there, and
             offline a clear `OSError` names the file needed), or the path of a local weights
             file of the backbone without top (`.weights.h5`, or the legacy `.h5` of the Keras
-            ImageNet files). A path is loaded exactly as `keras.applications` loads
+            ImageNet files; `~` is expanded). A path is loaded exactly as `keras.applications` loads
             `weights=path`. For `efficientnet_b0`, Keras corrects the input scale for
             `"imagenet"` only (folded here into the `Normalization` variance so that every
             mode shares one topology): to use the ImageNet file offline, put it into
@@ -180,6 +180,11 @@ class CNNEncoder(keras.layers.Layer):
         projection_dim: if set, a linear `Dense(projection_dim)` applied to each cell after
             pooling; `None` keeps the backbone's channels.
         dropout: dropout rate on the pooled features (before the projection).
+        coordinates: append to each cell's vector two channels holding its row and column
+            centre, each mapped linearly onto [-1, 1] (after dropout, before the projection),
+            so that the annotation vectors say where they are. The backbone's features only
+            say what is there (a convolution is translation-equivariant), which leaves the
+            decoder nothing to tell "left of" from "right of" with when it reads the context.
 
     Call arguments:
         images: float `(batch_size, S, S', 3)`, RGB in [0, 255]; sides of at least 16 px
@@ -219,6 +224,7 @@ class CNNEncoder(keras.layers.Layer):
         learning_rate_multiplier: float = 1.0,
         projection_dim: int | None = None,
         dropout: float = 0.0,
+        coordinates: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -260,6 +266,7 @@ class CNNEncoder(keras.layers.Layer):
         self.learning_rate_multiplier = learning_rate_multiplier
         self.projection_dim = projection_dim
         self.dropout = dropout
+        self.coordinates = bool(coordinates)
         # from_config clears it: the weights of a deserialized layer come from its file.
         self._load_pretrained = True
         self.backbone = None
@@ -287,7 +294,9 @@ class CNNEncoder(keras.layers.Layer):
 
     @property
     def output_dim(self) -> int:
-        return self.projection_dim if self.projection_dim is not None else self.backbone_channels
+        if self.projection_dim is not None:
+            return self.projection_dim
+        return self.backbone_channels + (2 if self.coordinates else 0)
 
     def build(self, images_shape):
         if self.backbone is not None:
@@ -309,7 +318,8 @@ class CNNEncoder(keras.layers.Layer):
         with keras.name_scope("backbone"):
             self.backbone = self._make_backbone()
         self._set_trainable_layers()
-        features = (None, self.grid_size * self.grid_size, self.backbone_channels)
+        channels = self.backbone_channels + (2 if self.coordinates else 0)
+        features = (None, self.grid_size * self.grid_size, channels)
         if self.projection is not None:
             self.projection.build(features)
         self.built = True
@@ -363,11 +373,13 @@ class CNNEncoder(keras.layers.Layer):
         )
 
     def _load_weights_file(self, backbone: keras.Model) -> None:
-        path = self.weights_source
+        path = os.path.expanduser(self.weights_source)
         if not os.path.isfile(path):
             raise FileNotFoundError(
-                f"No weights file for the {self.backbone_name} backbone at {path!r}. "
-                f"Received: weights={path!r}"
+                f"No weights file for the {self.backbone_name} backbone at {path!r}. Pass the "
+                "path of a local copy (`--set model.encoder.weights=/path/to/file.h5`), "
+                "'imagenet' to let Keras download its file, or null to train from scratch. "
+                f"Received: weights={self.weights_source!r}"
             )
         try:
             backbone.load_weights(path)
@@ -444,15 +456,29 @@ class CNNEncoder(keras.layers.Layer):
         x = adaptive_average_pool(x, self.grid_size)
         x = ops.reshape(x, (-1, self.grid_size * self.grid_size, ops.shape(x)[-1]))
         x = self.dropout_layer(x, training=training)
+        if self.coordinates:
+            x = ops.concatenate([x, self._coordinate_channels(x)], axis=-1)
         if self.projection is not None:
             x = self.projection(x)
         return x
+
+    def _coordinate_channels(self, features):
+        """`(batch_size, G * G, 2)`: the (row, column) of each cell, in [-1, 1]."""
+        g = self.grid_size
+        if g == 1:
+            centres = ops.zeros((1,), dtype=features.dtype)
+        else:
+            centres = ops.cast(ops.arange(g), features.dtype) * (2.0 / (g - 1)) - 1.0
+        rows = ops.repeat(centres, g)  # cell i * g + j is in row i ...
+        columns = ops.tile(centres, (g,))  # ... and column j
+        grid = ops.stack([rows, columns], axis=-1)[None]
+        return ops.broadcast_to(grid, (ops.shape(features)[0], g * g, 2))
 
     def compute_output_shape(self, images_shape):
         if self.projection_dim is not None:
             channels = self.projection_dim
         elif self.backbone is not None:
-            channels = self.backbone_channels
+            channels = self.output_dim
         else:
             channels = None
         return (images_shape[0], self.grid_size * self.grid_size, channels)
@@ -468,6 +494,7 @@ class CNNEncoder(keras.layers.Layer):
                 "learning_rate_multiplier": self.learning_rate_multiplier,
                 "projection_dim": self.projection_dim,
                 "dropout": self.dropout,
+                "coordinates": self.coordinates,
             }
         )
         return config

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import importlib
 
-TASKS = {"translation": "zoo.tasks.translation", "parsing": "zoo.tasks.parsing"}
+TASKS = {
+    "translation": "zoo.tasks.translation",
+    "parsing": "zoo.tasks.parsing",
+    "captioning": "zoo.tasks.captioning",
+}
 
 
 def get_task(name: str):

@@ -1,0 +1,429 @@
+"""End to end: a tiny captioning recipe trains, evaluates, exports, reloads and captions."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from zoo.config import RecipeError, resolve_recipe
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared/data/captioning"
+FLICKR8K = SHARED / "flickr8k"
+COCO = SHARED / "coco"
+
+TINY = {
+    "task": "captioning",
+    "name": "tinycap",
+    "data": {"size": 96, "validation_size": 16, "test_size": 24, "image_size": 48},
+    "model": {
+        "encoder": {"grid_size": 3, "coordinates": True},
+        "embedding_dim": 16,
+        "units": 32,
+        "attention_units": 16,
+        "doubly_stochastic": 0.02,
+    },
+    "train": {"batch_size": 32, "epochs": 1},
+    "decode": {"beam_size": 2, "max_length": 12},
+}
+
+
+def _png(array) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from zoo.tasks import captioning
+
+    root = tmp_path_factory.mktemp("captioning")
+    recipe = resolve_recipe(
+        TINY, [f"export.dir={root / 'saved_models'}", f"run.dir={root / 'runs'}"]
+    )
+    logs = []
+    result = captioning.run(recipe, log=logs.append)
+    return recipe, result, logs
+
+
+def test_run_scores_captions_and_pointing_and_exports(trained):
+    _, result, logs = trained
+    export = Path(result["export_dir"])
+    assert export.name == "1" and (export / "saved_model.pb").is_file()
+    extra = export / "assets.extra"
+    for name in ("recipe.yaml", "model.keras", "metrics.json", "caption_vocab.txt"):
+        assert (extra / name).is_file(), name
+    metrics = json.loads((extra / "metrics.json").read_text())
+    assert metrics["examples"] == 24
+    for key in ("bleu_1", "bleu_4", "rouge_l"):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert metrics["cider"] >= 0.0
+    # 24 scenes of 1-3 objects, 3 object words each.
+    assert 3 * 24 <= metrics["pointing_words"] <= 9 * 24
+    assert 0.0 <= metrics["pointing_accuracy"] <= 1.0
+    assert metrics["epochs"] == 1 and metrics["tokens_per_second"] > 0
+    vocab = (extra / "caption_vocab.txt").read_text().split()
+    assert vocab[:4] == ["[PAD]", "[UNK]", "[START]", "[END]"] and "circle" in vocab
+    text = "\n".join(logs)
+    assert "test: BLEU-1" in text and "attention pointing accuracy" in text
+
+
+def test_caption_generator_decodes_like_greedy_search_on_the_model(trained):
+    """The exported graph's greedy caption equals a greedy search run by hand on the model."""
+    import tensorflow as tf
+
+    import zoo
+    from zoo.data.synthetic_scenes import generate_scenes
+    from zoo.samplers import greedy_search
+
+    _, result, _ = trained
+    loaded = zoo.load(result["export_dir"])
+    scene = generate_scenes(1, seed=5, image_size=48)[0]
+    got = loaded.caption(scene.image, beam_size=1)
+
+    import keras
+
+    model = keras.saving.load_model(Path(result["export_dir"]) / "assets.extra/model.keras")
+    from zoo.data.images import decode_image_batch
+
+    memory = model.encode(decode_image_batch([scene.image], 48), training=False)
+    out = greedy_search(
+        model.step,
+        model.initial_state(memory),
+        memory,
+        batch_size=1,
+        start_id=2,
+        end_id=3,
+        max_length=12,
+    )
+    length = int(out["lengths"][0])
+    vocab = (Path(result["export_dir"]) / "assets.extra/caption_vocab.txt").read_text().split()
+    assert got.tokens == [vocab[i] for i in np.asarray(out["tokens"][0][:length])]
+    np.testing.assert_allclose(
+        got.attention.reshape(length, -1), np.asarray(out["attention"][0][:length]), atol=1e-5
+    )
+    assert got.score == pytest.approx(float(out["scores"][0]), abs=1e-4)
+    assert isinstance(tf.constant(got.text), tf.Tensor)
+
+
+def test_zoo_load_captions_paths_bytes_arrays_and_pil_images(trained, tmp_path):
+    from PIL import Image
+
+    import zoo
+    from zoo.data.synthetic_scenes import generate_scenes
+
+    _, result, _ = trained
+    model = zoo.load(Path(result["export_dir"]).parent)
+    assert model.task == "captioning"
+    scene = generate_scenes(1, seed=11, image_size=48)[0]
+    path = tmp_path / "scene.png"
+    path.write_bytes(scene.image)
+    pixels = np.asarray(Image.open(io.BytesIO(scene.image)).convert("RGB"))
+    results = model.caption([str(path), scene.image, pixels, Image.fromarray(pixels)])
+    assert [r.image for r in results] == [str(path), "<bytes>", "<array>", "<PIL image>"]
+    # The same picture however it is given (PNG is lossless).
+    assert len({r.text for r in results}) == 1
+    first = results[0]
+    assert first.text == " ".join(first.tokens)
+    assert first.attention.shape == (len(first.tokens), 3, 3)
+    np.testing.assert_allclose(first.attention.sum(axis=(1, 2)), 1.0, atol=1e-5)
+    assert first.pixels().shape == (48, 48, 3)
+    single = model.caption(path)  # one input in, one result out
+    assert single.text == first.text and single.score == pytest.approx(first.score, abs=1e-5)
+    assert model(str(path)).text == first.text  # the task-generic call
+    short = model.caption(scene.image, beam_size=1, max_length=2)
+    assert len(short.tokens) <= 2
+
+
+def test_a_corrupt_image_in_a_batch_is_named(trained, tmp_path):
+    import tensorflow as tf
+
+    import zoo
+    from zoo.data.synthetic_scenes import generate_scenes
+
+    _, result, _ = trained
+    model = zoo.load(result["export_dir"])
+    good = tmp_path / "good.png"
+    good.write_bytes(generate_scenes(1, seed=1, image_size=48)[0].image)
+    truncated = tmp_path / "broken.jpg"
+    jpeg = io.BytesIO()
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(jpeg, format="JPEG")
+    truncated.write_bytes(jpeg.getvalue()[:200])
+    with pytest.raises(ValueError, match=r"broken\.jpg \(input 2 of 3\).*could not be decoded"):
+        model.caption([good, truncated, good])
+    text = tmp_path / "notes.png"
+    text.write_bytes(b"<html>not an image</html>")
+    with pytest.raises(ValueError, match=r"notes\.png \(input 1 of 2\) is not a JPEG, PNG"):
+        model.caption([text, good])
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        model.caption([good, tmp_path / "missing.png"])
+    # The raw signature names the image by its index in the batch.
+    raw = model.saved_model.signatures["caption"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image 1 of the batch"):
+        raw(image=tf.constant([good.read_bytes(), b""]))
+
+
+@pytest.mark.skipif(not COCO.exists(), reason=f"the shared COCO sample is absent ({COCO})")
+def test_export_captions_a_real_jpeg_with_plain_tensorflow_without_zoo(trained, tmp_path):
+    _, result, _ = trained
+    jpeg = sorted((COCO / "images").glob("*.jpg"))[0]
+    moved = tmp_path / "elsewhere"
+    os.rename(result["export_dir"], moved)
+    try:
+        script = textwrap.dedent(
+            f"""
+            import sys
+            sys.modules["zoo"] = None  # `import zoo` now fails
+            import tensorflow as tf
+            import tensorflow_text  # registers the tokenizer ops
+            m = tf.saved_model.load({str(moved)!r})
+            data = tf.io.read_file({str(jpeg)!r})
+            out = m.signatures["caption"](image=tf.stack([data]))
+            print(out["caption"].numpy()[0].decode())
+            assert out["attention"].shape[0] == 1 and out["attention"].shape[2:] == (3, 3)
+            opt = m.signatures["caption_options"](image=tf.stack([data, data]),
+                beam_size=tf.constant(1), max_length=tf.constant(4))
+            assert opt["tokens"].shape[0] == 2 and opt["tokens"].shape[1] <= 4
+            also = m.caption(tf.stack([data]))  # the function attribute, default decoding
+            assert also["caption"].numpy()[0] == out["caption"].numpy()[0]
+            assert not any(name.startswith("zoo") for name in sys.modules if sys.modules[name] is not None)
+            print("OK")
+            """
+        )
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        proc = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert proc.stdout.strip().endswith("OK")
+        import zoo
+
+        assert proc.stdout.splitlines()[0] == zoo.load(moved).caption(jpeg).text
+    finally:
+        os.rename(moved, result["export_dir"])
+
+
+def _zoo(*args, cwd):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_predict_prints_captions_and_draws_the_overlay(trained, tmp_path):
+    from PIL import Image
+
+    from zoo.data.synthetic_scenes import generate_scenes
+
+    _, result, _ = trained
+    images = []
+    for seed in (3, 4):
+        path = tmp_path / f"scene{seed}.png"
+        path.write_bytes(generate_scenes(1, seed=seed, image_size=48)[0].image)
+        images.append(str(path))
+    plot = tmp_path / "overlay.png"
+    proc = _zoo(
+        "predict", result["export_dir"], *images, "--json", "--plot", str(plot), cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [row["source"] for row in rows] == images
+    assert all(row["text"] == " ".join(row["tokens"]) for row in rows)
+    for i in range(2):
+        drawn = tmp_path / f"overlay_{i}.png"
+        if rows[i]["tokens"]:
+            assert Image.open(drawn).size[0] > 100
+    missing = _zoo("predict", result["export_dir"], str(tmp_path / "nope.jpg"), cwd=tmp_path)
+    assert missing.returncode == 2 and "no such image file" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_recipe_errors_name_the_key(tmp_path):
+    with pytest.raises(RecipeError, match=r"data\.path.*Flickr8k\.token\.txt"):
+        resolve_recipe({"task": "captioning", "data": {"kind": "flickr8k"}})
+    with pytest.raises(RecipeError, match=r"data\.images"):
+        resolve_recipe({"task": "captioning", "data": {"kind": "karpathy", "path": __file__}})
+    with pytest.raises(RecipeError, match=r"model\.encoder\.weights"):
+        resolve_recipe({"task": "captioning", "model": {"encoder": {"weights": "imagenet"}}})
+    with pytest.raises(RecipeError, match=r"model\.encoder\.backbone.*resnet50"):
+        resolve_recipe({"task": "captioning", "model": {"encoder": {"backbone": "resnet51"}}})
+    with pytest.raises(RecipeError, match=r"train\.jit_compile"):
+        resolve_recipe({"task": "captioning", "train": {"jit_compile": True}})
+
+
+def test_missing_weights_file_fails_before_training_and_says_how(tmp_path):
+    from zoo.tasks import captioning
+
+    recipe = resolve_recipe(
+        TINY,
+        [
+            f"export.dir={tmp_path / 'saved_models'}",
+            f"run.dir={tmp_path / 'runs'}",
+            "model.encoder.backbone=mobilenet_v3_small",
+            f"model.encoder.weights={tmp_path / 'nowhere.h5'}",
+        ],
+    )
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.h5.*model\.encoder\.weights"):
+        captioning.run(recipe, log=lambda line: None)
+    assert not (tmp_path / "saved_models").exists()
+
+
+def test_training_batches_pair_each_caption_with_its_image_and_cached_features(tmp_path):
+    """Teacher forcing shifts, padding, and feature caching give the encoder's own output."""
+    from zoo.data.synthetic_scenes import generate_scenes
+    from zoo.tasks import captioning
+
+    scenes = generate_scenes(5, seed=2, image_size=48)
+    examples = [
+        captioning.CaptionExample(s.image, (s.caption, "a red circle"), f"s{i}", s)
+        for i, s in enumerate(scenes)
+    ]
+    recipe = resolve_recipe(
+        {"task": "captioning", "data": {"image_size": 48}, "model": {"encoder": {"grid_size": 2}}}
+    )
+    tokenizer = captioning.build_tokenizer(examples, recipe["tokenizer"])
+    ids = captioning.caption_ids(tokenizer, examples, max_words=6)
+    assert ids[0] == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+    assert all(len(row) <= 6 for row in ids[1])
+    dataset = captioning.make_dataset(
+        examples, ids, image_size=48, batch_size=4, shuffle=False, seed=0
+    )
+    inputs, target = next(iter(dataset))
+    assert inputs["image"].shape == (4, 48, 48, 3)
+    cin, out = inputs["caption_in"].numpy(), target.numpy()
+    for row in range(4):
+        words = ids[1][row]
+        assert list(cin[row, : len(words) + 1]) == [2, *words]
+        assert list(out[row, : len(words) + 1]) == [*words, 3]
+        assert not cin[row, len(words) + 1 :].any() and not out[row, len(words) + 1 :].any()
+
+    model = captioning.build_model(
+        {**recipe["model"], "units": 8, "attention_units": 8, "embedding_dim": 8},
+        tokenizer.vocab_size,
+        48,
+    )
+    path = tmp_path / "features.npy"
+    features = captioning.cache_features(model, examples, 48, path, log=lambda line: None)
+    assert path.is_file() and features.shape == (5, 4, 128)
+    from zoo.data.images import decode_image_batch
+
+    direct = np.asarray(model.encoder(decode_image_batch([s.image for s in scenes], 48)))
+    np.testing.assert_allclose(features, direct, rtol=2e-3, atol=2e-3)  # stored as float16
+    cached = captioning.make_dataset(
+        examples, ids, image_size=48, batch_size=4, shuffle=False, seed=0, features=features
+    )
+    inputs, _ = next(iter(cached))
+    np.testing.assert_array_equal(
+        inputs["features"].numpy(), np.asarray(features[[0, 0, 1, 1]], np.float32)
+    )
+
+
+@pytest.mark.skipif(not COCO.exists(), reason=f"the shared COCO sample is absent ({COCO})")
+def test_coco_and_karpathy_files_split_by_image(tmp_path):
+    from zoo.tasks import captioning
+
+    recipe = resolve_recipe(
+        {
+            "task": "captioning",
+            "data": {"kind": "coco", "path": str(COCO / "captions_sample.json")},
+        }
+    )
+    splits = captioning.load_splits(recipe["data"])
+    sizes = [len(splits.train), len(splits.validation), len(splits.test)]
+    assert sum(sizes) == 40 and sizes[1] == sizes[2] == 8  # a fifth each: 40 is too few for 300
+    names = [e.image for part in (splits.train, splits.validation, splits.test) for e in part]
+    assert len(set(names)) == 40 and all(Path(n).is_file() for n in names)
+    assert all(e.captions for e in splits.test)
+
+    karpathy = {
+        "dataset": "flickr8k",
+        "images": [
+            {
+                "filename": e.image.split("/")[-1],
+                "split": split,
+                "sentences": [{"raw": c, "tokens": c.split()} for c in e.captions],
+            }
+            for split, part in (("train", splits.train), ("val", splits.validation))
+            for e in part
+        ]
+        + [
+            {
+                "filename": e.image.split("/")[-1],
+                "split": "test",
+                "sentences": [{"raw": e.captions[0]}],
+            }
+            for e in splits.test
+        ],
+    }
+    path = tmp_path / "dataset_coco_sample.json"
+    path.write_text(json.dumps(karpathy))
+    recipe = resolve_recipe(
+        {
+            "task": "captioning",
+            "data": {"kind": "karpathy", "path": str(path), "images": str(COCO / "images")},
+        }
+    )
+    again = captioning.load_splits(recipe["data"])
+    assert [len(again.train), len(again.validation), len(again.test)] == sizes
+    assert [e.captions[0] for e in again.test] == [e.captions[0] for e in splits.test]
+
+
+@pytest.mark.skipif(
+    not FLICKR8K.exists(), reason=f"the shared Flickr8k sample is absent ({FLICKR8K})"
+)
+def test_flickr8k_recipe_trains_one_epoch_on_the_shared_sample_and_exports(tmp_path, monkeypatch):
+    """The shipped recipe's path through real photos: read, cache features, train, score, export."""
+    from zoo.config import load_recipe
+    from zoo.tasks import captioning
+
+    recipe_file = Path(__file__).resolve().parents[2] / "recipes/captioning_flickr8k.yaml"
+    monkeypatch.chdir(recipe_file.parents[1])  # the recipe's data path is relative to the checkout
+    recipe = load_recipe(
+        recipe_file,
+        [
+            f"export.dir={tmp_path / 'saved_models'}",
+            f"run.dir={tmp_path / 'runs'}",
+            # No ImageNet file here: a frozen random MobileNet keeps the feature cache in play.
+            "model.encoder.backbone=mobilenet_v3_small",
+            "model.encoder.weights=null",
+            "model.encoder.fine_tune_from=null",
+            "data.image_size=96",
+            "model.encoder.grid_size=3",
+            "model.units=32",
+            "model.attention_units=32",
+            "model.embedding_dim=32",
+            "tokenizer.min_count=1",
+            "train.epochs=1",
+            "decode.max_length=8",
+        ],
+    )
+    logs = []
+    result = captioning.run(recipe, log=logs.append)
+    text = "\n".join(logs)
+    assert "Flickr8k.token.txt: 300 lines, 60 images with 300 captions kept" in text
+    assert "training on its cached features" in text
+    assert len(list((tmp_path / "runs/captioning_flickr8k").glob("features-*.npy"))) == 2
+    metrics = result["metrics"]
+    assert metrics["examples"] == 12 and "pointing_accuracy" not in metrics
+    assert (Path(result["export_dir"]) / "saved_model.pb").is_file()
