@@ -451,7 +451,8 @@ def test_missing_task(tmp_path):
     with pytest.raises(RecipeError) as info:
         load_recipe(path)
     assert (
-        str(info.value) == f"{path}: missing required key 'task' (one of 'captioning', 'parsing', 'translation')"
+        str(info.value)
+        == f"{path}: missing required key 'task' (one of 'captioning', 'parsing', 'translation')"
     )
 
 
