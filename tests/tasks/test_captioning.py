@@ -427,3 +427,29 @@ def test_flickr8k_recipe_trains_one_epoch_on_the_shared_sample_and_exports(tmp_p
     metrics = result["metrics"]
     assert metrics["examples"] == 12 and "pointing_accuracy" not in metrics
     assert (Path(result["export_dir"]) / "saved_model.pb").is_file()
+
+
+def test_an_unreadable_training_image_is_named_by_its_file(tmp_path):
+    import tensorflow as tf
+
+    from zoo.data.synthetic_scenes import generate_scenes
+    from zoo.tasks import captioning
+
+    good = tmp_path / "good.png"
+    good.write_bytes(generate_scenes(1, seed=0, image_size=48)[0].image)
+    bad = tmp_path / "photo_0042.jpg"
+    # Not an image at all (an error page saved under the photo's name). Truncated JPEGs are
+    # left out before training by the readers' check (`data.verify_images`, on by default).
+    bad.write_bytes(b"<html>Not Found</html>")
+    examples = [
+        captioning.CaptionExample(str(good), ("a red circle",), "good.png"),
+        captioning.CaptionExample(str(bad), ("a blue square",), "photo_0042.jpg"),
+    ]
+    recipe = resolve_recipe({"task": "captioning"})
+    tokenizer = captioning.build_tokenizer(examples, recipe["tokenizer"])
+    ids = captioning.caption_ids(tokenizer, examples)
+    dataset = captioning.make_dataset(
+        examples, ids, image_size=48, batch_size=2, shuffle=False, seed=0
+    )
+    with pytest.raises(tf.errors.InvalidArgumentError, match="photo_0042.jpg"):
+        next(iter(dataset))

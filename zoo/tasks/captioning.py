@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.data.images import decode_image_batch, image_dataset
+from zoo.data.images import decode_image, decode_image_batch, image_dataset
 from zoo.data.translation_readers import DataFormatError
 from zoo.models import (
     Captioner,
@@ -309,9 +309,6 @@ def make_dataset(
     dataset = tf.data.Dataset.from_tensor_slices((owners, caption_in, caption_out))
     if shuffle:
         dataset = dataset.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.ragged_batch(batch_size).map(
-        lambda index, cin, cout: (index, cin.to_tensor(0), cout.to_tensor(0))
-    )
     if features is not None:
         depth = features.shape[-1]
 
@@ -321,21 +318,30 @@ def make_dataset(
         def attach(index, cin, cout):
             batch = tf.numpy_function(gather, [index], tf.float32, stateful=False)
             batch = tf.ensure_shape(batch, [None, features.shape[1], depth])
-            return {"features": batch, "caption_in": cin}, cout
+            return {"features": batch, "caption_in": cin.to_tensor(0)}, cout.to_tensor(0)
 
+        dataset = dataset.ragged_batch(batch_size)
         return dataset.map(attach, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
     sources = [example.image for example in examples]
     from_bytes = all(isinstance(s, bytes) for s in sources)
     table = tf.constant(sources if from_bytes else [str(s) for s in sources], tf.string)
+    names = tf.constant(
+        [example.name if from_bytes else str(example.image) for example in examples]
+    )
 
     def decode(index, cin, cout):
+        # One image at a time, so that an unreadable file is named in the error.
         data = tf.gather(table, index)
         if not from_bytes:
-            data = tf.map_fn(tf.io.read_file, data)
-        return {"image": decode_image_batch(data, image_size), "caption_in": cin}, cout
+            data = tf.io.read_file(data)
+        return decode_image(data, image_size, source=tf.gather(names, index)), cin, cout
 
-    return dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+    def to_inputs(images, cin, cout):
+        return {"image": images, "caption_in": cin.to_tensor(0)}, cout.to_tensor(0)
+
+    dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.ragged_batch(batch_size).map(to_inputs).prefetch(2)
 
 
 # --- the in-graph captioner (used for evaluation AND exported) -------------------------------
