@@ -970,6 +970,16 @@ def seq2seq_model_section(*, reverse_source: bool = False) -> Section:
     )
 
 
+def _name_field(default: str) -> Field:
+    """A task's `name`: the library's rule, the task's default."""
+    return Field(
+        str,
+        default,
+        check=_LIBRARY_SCHEMA.fields["name"].check,
+        doc="export name (saved_models/<name>) and run folder name",
+    )
+
+
 def _training_fields() -> dict[str, Field]:
     """The `train` settings every task shares (optimizer, schedule, seed, early stopping)."""
     return {
@@ -1014,12 +1024,7 @@ def seq2seq_train_section() -> Section:
 
 TRANSLATION_SCHEMA = Section(
     {
-        "name": Field(
-            str,
-            "translation",
-            check=_LIBRARY_SCHEMA.fields["name"].check,
-            doc="export name (saved_models/<name>) and run folder name",
-        ),
+        "name": _name_field("translation"),
         "data": Section(
             {
                 "kind": Field(str, "synthetic", choices=("synthetic", "tsv", "parallel")),
@@ -1103,12 +1108,7 @@ def _validate_parsing_data(data: dict, path: str) -> None:
 
 PARSING_SCHEMA = Section(
     {
-        "name": Field(
-            str,
-            "parsing",
-            check=_LIBRARY_SCHEMA.fields["name"].check,
-            doc="export name (saved_models/<name>) and run folder name",
-        ),
+        "name": _name_field("parsing"),
         "data": Section(
             {
                 "kind": Field(str, "synthetic", choices=("synthetic", "treebank")),
@@ -1225,12 +1225,7 @@ def _validate_captioning_model(model: dict, path: str) -> None:
 
 CAPTIONING_SCHEMA = Section(
     {
-        "name": Field(
-            str,
-            "captioning",
-            check=_LIBRARY_SCHEMA.fields["name"].check,
-            doc="export name (saved_models/<name>) and run folder name",
-        ),
+        "name": _name_field("captioning"),
         "data": Section(
             {
                 "kind": Field(

@@ -3,14 +3,13 @@
 import io
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.tasks.processes import run_python, run_zoo
 from zoo.config import RecipeError, resolve_recipe
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared/data/captioning"
@@ -200,16 +199,7 @@ def test_export_captions_a_real_jpeg_with_plain_tensorflow_without_zoo(trained, 
             print("OK")
             """
         )
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        proc = subprocess.run(
-            [sys.executable, "-c", script],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        proc = run_python(script, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stdout.strip().endswith("OK")
         import zoo
@@ -217,18 +207,6 @@ def test_export_captions_a_real_jpeg_with_plain_tensorflow_without_zoo(trained, 
         assert proc.stdout.splitlines()[0] == zoo.load(moved).caption(jpeg).text
     finally:
         os.rename(moved, result["export_dir"])
-
-
-def _zoo(*args, cwd):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, "-m", "zoo.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_cli_predict_prints_captions_and_draws_the_overlay(trained, tmp_path):
@@ -243,7 +221,7 @@ def test_cli_predict_prints_captions_and_draws_the_overlay(trained, tmp_path):
         path.write_bytes(generate_scenes(1, seed=seed, image_size=48)[0].image)
         images.append(str(path))
     plot = tmp_path / "overlay.png"
-    proc = _zoo(
+    proc = run_zoo(
         "predict", result["export_dir"], *images, "--json", "--plot", str(plot), cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -254,7 +232,7 @@ def test_cli_predict_prints_captions_and_draws_the_overlay(trained, tmp_path):
         drawn = tmp_path / f"overlay_{i}.png"
         if rows[i]["tokens"]:
             assert Image.open(drawn).size[0] > 100
-    missing = _zoo("predict", result["export_dir"], str(tmp_path / "nope.jpg"), cwd=tmp_path)
+    missing = run_zoo("predict", result["export_dir"], str(tmp_path / "nope.jpg"), cwd=tmp_path)
     assert missing.returncode == 2 and "no such image file" in missing.stderr
     assert "Traceback" not in missing.stderr
 

@@ -2,13 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.tasks.processes import run_python, run_zoo
 from zoo.config import RecipeError, resolve_recipe
 from zoo.data.treebank import is_well_formed
 
@@ -171,16 +170,7 @@ def test_export_parses_with_plain_tensorflow_without_zoo(trained, tmp_path):
             print("OK")
             """
         )
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        proc = subprocess.run(
-            [sys.executable, "-c", script],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        proc = run_python(script, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stdout.strip().endswith("OK")
         import zoo
@@ -190,22 +180,10 @@ def test_export_parses_with_plain_tensorflow_without_zoo(trained, tmp_path):
         os.rename(moved, result["export_dir"])
 
 
-def _zoo(*args, cwd):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, "-m", "zoo.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_cli_predict_prints_and_draws_the_tree(trained, tmp_path):
     _, result, _ = trained
     plot = tmp_path / "attention.png"
-    proc = _zoo(
+    proc = run_zoo(
         "predict", result["export_dir"], "John has a dog .", "--plot", str(plot), cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -213,7 +191,7 @@ def test_cli_predict_prints_and_draws_the_tree(trained, tmp_path):
     assert lines[0].startswith("(") and lines[0].endswith(")")
     assert any(line.endswith("── John") for line in lines[1:])
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    proc = _zoo("predict", result["export_dir"], "John has a dog .", "--json", cwd=tmp_path)
+    proc = run_zoo("predict", result["export_dir"], "John has a dog .", "--json", cwd=tmp_path)
     payload = json.loads(proc.stdout)
     assert payload["source"] == "John has a dog ." and payload["linearized"].count("XX") == 5
 
@@ -229,7 +207,7 @@ def test_parsing_recipe_errors_name_the_key(tmp_path):
     recipe.write_text(
         "task: parsing\ndata: {kind: treebank, path: trees, test_files: [nope*.mrg]}\n"
     )
-    proc = _zoo("run", str(recipe), cwd=tmp_path)
+    proc = run_zoo("run", str(recipe), cwd=tmp_path)
     assert proc.returncode == 2 and "nope*.mrg" in proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -35,6 +35,45 @@ def test_parsing_recipe_reaches_f1_95_with_only_well_formed_trees(tmp_path):
     assert metrics["well_formed"] == 100.0 and metrics["repaired"] == 0
 
 
+@pytest.mark.slow
+def test_captioning_recipe_reaches_bleu4_060_and_pointing_080(tmp_path):
+    from zoo.tasks import captioning
+
+    recipe = load_recipe(
+        RECIPES / "captioning.yaml",
+        [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
+    )
+    metrics = captioning.run(recipe)["metrics"]
+    assert metrics["bleu_4"] >= 0.60, metrics["bleu_4"]
+    assert metrics["pointing_accuracy"] >= 0.80, metrics["pointing_accuracy"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not (RECIPES.parents[1] / "shared/data/captioning/flickr8k").exists(),
+    reason="../shared/data/captioning/flickr8k is absent",
+)
+def test_flickr8k_recipe_as_shipped_trains_one_epoch_with_a_resnet_from_scratch(
+    tmp_path, monkeypatch
+):
+    """The issue's command: the shipped recipe on the shared sample, no ImageNet file here."""
+    from zoo.tasks import captioning
+
+    monkeypatch.chdir(RECIPES.parent)
+    recipe = load_recipe(
+        RECIPES / "captioning_flickr8k.yaml",
+        [
+            f"export.dir={tmp_path / 'saved_models'}",
+            f"run.dir={tmp_path / 'runs'}",
+            "model.encoder.weights=null",
+            "train.epochs=1",
+        ],
+    )
+    result = captioning.run(recipe)
+    assert result["metrics"]["examples"] == 12
+    assert (Path(result["export_dir"]) / "saved_model.pb").is_file()
+
+
 # Recipes that read the samples in ../shared/data, and the file each needs.
 SHARED_INPUTS = {
     "translation_tatoeba.yaml": "translation/deu_eng_sample.tsv",

@@ -2,13 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from tests.tasks.processes import run_python, run_zoo
 from zoo.config import resolve_recipe
 
 TINY = {
@@ -124,16 +123,7 @@ def test_export_loads_with_plain_tensorflow_without_zoo(trained, tmp_path):
             print("OK")
             """
         )
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-        proc = subprocess.run(
-            [sys.executable, "-c", script],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        proc = run_python(script, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert proc.stdout.strip().endswith("OK")
         import zoo
@@ -165,22 +155,10 @@ def test_export_is_atomic_and_never_overwrites(trained, tmp_path):
         atomic_export(module, tmp_path / "m", signatures={}, extras={}, version=2)
 
 
-def _zoo(*args, cwd):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run(
-        [sys.executable, "-m", "zoo.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_cli_rejects_a_malformed_recipe_before_any_work(tmp_path):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text("task: translation\nmodel:\n  encoder: {units: big}\ntrain: {epoks: 3}\n")
-    proc = _zoo("run", str(recipe), cwd=tmp_path)
+    proc = run_zoo("run", str(recipe), cwd=tmp_path)
     assert proc.returncode == 2
     assert "model.encoder.units" in proc.stderr and "train.epoks" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -190,7 +168,7 @@ def test_cli_rejects_a_malformed_recipe_before_any_work(tmp_path):
 def test_cli_names_a_missing_data_file(tmp_path):
     recipe = tmp_path / "tsv.yaml"
     recipe.write_text("task: translation\ndata: {kind: tsv, path: no/such/file.tsv}\n")
-    proc = _zoo("run", str(recipe), cwd=tmp_path)
+    proc = run_zoo("run", str(recipe), cwd=tmp_path)
     assert proc.returncode == 2
     assert "data.path" in proc.stderr and "no/such/file.tsv" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -199,7 +177,7 @@ def test_cli_names_a_missing_data_file(tmp_path):
 def test_cli_predict_prints_translation_and_writes_plot(trained, tmp_path):
     _, result, _ = trained
     plot = tmp_path / "attention.png"
-    proc = _zoo(
+    proc = run_zoo(
         "predict",
         result["export_dir"],
         "the dog saw a cat .",
@@ -217,14 +195,14 @@ def test_cli_predict_prints_translation_and_writes_plot(trained, tmp_path):
 def test_cli_predict_plot_skips_an_empty_translation(trained, tmp_path):
     _, result, _ = trained
     plot = tmp_path / "attention.png"
-    proc = _zoo("predict", result["export_dir"], "", "--plot", str(plot), cwd=tmp_path)
+    proc = run_zoo("predict", result["export_dir"], "", "--plot", str(plot), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout == "\n" and "output is empty" in proc.stderr and not plot.exists()
 
 
 def test_cli_predict_rejects_a_zero_beam(trained, tmp_path):
     _, result, _ = trained
-    proc = _zoo("predict", result["export_dir"], "a cat .", "--beam-size", "0", cwd=tmp_path)
+    proc = run_zoo("predict", result["export_dir"], "a cat .", "--beam-size", "0", cwd=tmp_path)
     assert proc.returncode == 2 and "--beam-size must be >= 1" in proc.stderr
 
 
@@ -253,7 +231,7 @@ def test_a_backup_from_another_recipe_is_discarded(tmp_path):
 
 
 def test_cli_predict_names_a_missing_export(tmp_path):
-    proc = _zoo("predict", str(tmp_path / "nothing"), "hello", cwd=tmp_path)
+    proc = run_zoo("predict", str(tmp_path / "nothing"), "hello", cwd=tmp_path)
     assert proc.returncode == 2 and "no exported model" in proc.stderr
 
 

@@ -4,4 +4,24 @@ from zoo.samplers.beam_search import beam_search
 from zoo.samplers.greedy_search import greedy_search
 from zoo.samplers.tree_constraint import TreeConstraint
 
-__all__ = ["TreeConstraint", "beam_search", "greedy_search"]
+
+def search(step_fn, initial_state, memory, *, beam_size, length_penalty: float = 0.0, **kwargs):
+    """Greedy search when `beam_size` is the Python int 1, beam search otherwise.
+
+    A tensor `beam_size` (a serving signature's argument) always takes beam
+    search, which with one beam finds what greedy search finds. `kwargs` go to
+    both (`batch_size`, `start_id`, `end_id`, `max_length`, hooks).
+    """
+    if isinstance(beam_size, int) and beam_size == 1:
+        return greedy_search(step_fn, initial_state, memory, **kwargs)
+    return beam_search(
+        step_fn,
+        initial_state,
+        memory,
+        beam_size=beam_size,
+        length_penalty=length_penalty,
+        **kwargs,
+    )
+
+
+__all__ = ["TreeConstraint", "beam_search", "greedy_search", "search"]

@@ -33,7 +33,7 @@ from zoo.models import (
     MaskedAccuracy,
     MaskedSparseCrossentropy,
 )
-from zoo.samplers import beam_search, greedy_search
+from zoo.samplers import search
 from zoo.tasks.seq2seq_training import decode_corpus, finish_run, fit, make_optimizer, start_run
 from zoo.text.vocabulary import END_ID, START_ID
 from zoo.text.word_tokenizer import WordTokenizer
@@ -93,9 +93,12 @@ def _split_images(items: list, validation_size: int, test_size: int, seed: int, 
     random.Random(seed).shuffle(order)
     validation = set(order[:validation_size])
     test = set(order[validation_size : validation_size + test_size])
-    pick = lambda chosen: [items[i] for i in range(len(items)) if i in chosen]  # noqa: E731
-    held_out = validation | test
-    return [x for i, x in enumerate(items) if i not in held_out], pick(validation), pick(test)
+    train = [x for i, x in enumerate(items) if i not in validation and i not in test]
+    return (
+        train,
+        [x for i, x in enumerate(items) if i in validation],
+        [x for i, x in enumerate(items) if i in test],
+    )
 
 
 def load_splits(data: dict) -> CaptionSplits:
@@ -369,9 +372,7 @@ class CaptionGenerator(tf.Module):
         common = dict(
             batch_size=tf.shape(images)[0], start_id=START_ID, end_id=END_ID, max_length=max_length
         )
-        if isinstance(beam_size, int) and beam_size == 1:
-            return greedy_search(self.model.step, state, memory, **common)
-        return beam_search(
+        return search(
             self.model.step,
             state,
             memory,

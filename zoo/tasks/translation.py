@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from zoo.data.seq2seq_dataset import END_ID, START_ID, pad_batch
 from zoo.models import Seq2Seq
-from zoo.samplers import beam_search, greedy_search
+from zoo.samplers import search
 from zoo.tasks.seq2seq_training import (  # noqa: F401  (public names of this task)
     build_model,
     check_export_target,
@@ -168,9 +168,7 @@ class Translator(tf.Module):
             max_length=max_length,
             **hooks,
         )
-        if isinstance(beam_size, int) and beam_size == 1:
-            return greedy_search(self.model.step, state, memory, **common)
-        return beam_search(
+        return search(
             self.model.step,
             state,
             memory,
