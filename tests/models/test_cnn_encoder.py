@@ -249,6 +249,36 @@ def test_config_round_trip():
     assert CNNEncoder.from_config(config).get_config() == config
 
 
+def test_coordinates_append_each_cells_row_and_column():
+    plain = CNNEncoder("small", grid_size=3, name="plain")
+    with_coordinates = CNNEncoder("small", grid_size=3, coordinates=True, name="coords")
+    images = _images(2, 48)
+    plain.build(images.shape)
+    with_coordinates.build(images.shape)
+    with_coordinates.set_weights(plain.get_weights())
+    out = np.asarray(with_coordinates(images))
+    assert out.shape == (2, 9, 130) and with_coordinates.output_dim == 130
+    np.testing.assert_allclose(out[:, :, :128], np.asarray(plain(images)), rtol=1e-6)
+    # Cell i * 3 + j is in row i and column j, mapped onto [-1, 1].
+    expected = [(r, c) for r in (-1.0, 0.0, 1.0) for c in (-1.0, 0.0, 1.0)]
+    np.testing.assert_array_equal(out[0, :, 128:], expected)
+    np.testing.assert_array_equal(out[1, :, 128:], expected)
+    single = CNNEncoder("small", grid_size=1, coordinates=True)
+    np.testing.assert_array_equal(np.asarray(single(images))[:, :, 128:], 0.0)
+    projected = CNNEncoder("small", grid_size=3, coordinates=True, projection_dim=5)
+    assert np.asarray(projected(images)).shape == (2, 9, 5)
+    assert projected.projection.kernel.shape == (130, 5)  # the coordinates are projected too
+    config = with_coordinates.get_config()
+    assert config["coordinates"] is True
+    assert CNNEncoder.from_config(config).get_config() == config
+
+
+def test_missing_weights_file_names_it_and_the_remedy(tmp_path):
+    encoder = CNNEncoder("small", grid_size=2, weights="~/no/such/small.weights.h5")
+    with pytest.raises(FileNotFoundError, match=r"small\.weights\.h5.*model\.encoder\.weights"):
+        encoder.build((None, None, None, 3))
+
+
 def test_from_config_does_not_fetch_pretrained_weights(monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("from_config must not download")
