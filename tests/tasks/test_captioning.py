@@ -289,6 +289,16 @@ def test_training_batches_pair_each_caption_with_its_image_and_cached_features(t
     )
     inputs, target = next(iter(dataset))
     assert inputs["image"].shape == (4, 48, 48, 3)
+    # Decoded once and kept in memory: the same batches.
+    decoded = captioning.decode_all(examples, 48)
+    assert decoded.dtype == np.uint8 and decoded.shape == (5, 48, 48, 3)
+    in_memory = captioning.make_dataset(
+        examples, ids, image_size=48, batch_size=4, shuffle=False, seed=0, images=decoded
+    )
+    again, again_target = next(iter(in_memory))
+    np.testing.assert_array_equal(again["image"].numpy(), inputs["image"].numpy())
+    np.testing.assert_array_equal(again["caption_in"].numpy(), inputs["caption_in"].numpy())
+    np.testing.assert_array_equal(again_target.numpy(), target.numpy())
     cin, out = inputs["caption_in"].numpy(), target.numpy()
     for row in range(4):
         words = ids[1][row]

@@ -41,6 +41,8 @@ from zoo.text.word_tokenizer import WordTokenizer
 TASK = "captioning"
 # Images encoded at once when caching features, and decoded at once in evaluation.
 IMAGE_BATCH = 32
+# A split whose decoded images fit in this many bytes is decoded once and kept in memory.
+IMAGES_IN_MEMORY = 1 << 30
 
 
 @dataclasses.dataclass
@@ -284,6 +286,19 @@ def cache_features(
     return np.load(path, mmap_mode="r")
 
 
+def decode_all(examples: list[CaptionExample], image_size: int) -> np.ndarray:
+    """Every image decoded and resized once: uint8 `(len(examples), S, S, 3)`."""
+    out = np.empty((len(examples), image_size, image_size, 3), dtype=np.uint8)
+    bar = keras.utils.Progbar(len(examples), unit_name="image")
+    start = 0
+    for batch in image_dataset(_image_sources(examples), image_size).batch(256):
+        # decode_image gives [0, 255] floats; round, as an 8-bit image file would.
+        out[start : start + len(batch)] = np.rint(batch.numpy()).astype(np.uint8)
+        start += len(batch)
+        bar.add(len(batch))
+    return out
+
+
 def feature_cache_path(run_dir: Path, recipe: dict, split: str, examples) -> Path:
     names = "\n".join(e.name if not isinstance(e.image, str) else e.image for e in examples)
     key = json.dumps([recipe["model"]["encoder"], recipe["data"]["image_size"], names])
@@ -300,11 +315,14 @@ def make_dataset(
     shuffle: bool,
     seed: int,
     features: np.ndarray | None = None,
+    images: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """Batches `({"image" | "features", "caption_in"}, caption_out)`, one element per caption.
 
-    Captions are padded with 0 to the longest of their batch. Images are
-    decoded (and resized) in `tf.data`, or their cached features gathered.
+    Captions are padded with 0 to the longest of their batch. Each image
+    comes from `features` (cached encoder outputs, `(len(examples), L, D)`),
+    from `images` (decoded once, uint8 `(len(examples), S, S, 3)`), or else
+    is read, decoded and resized in `tf.data` at every epoch.
     """
     owners, rows = ids
     caption_in, caption_out = _teacher_forcing(rows)
@@ -312,16 +330,16 @@ def make_dataset(
     dataset = tf.data.Dataset.from_tensor_slices((owners, caption_in, caption_out))
     if shuffle:
         dataset = dataset.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
-    if features is not None:
-        depth = features.shape[-1]
+    if features is not None or images is not None:
+        key, array = ("features", features) if features is not None else ("image", images)
 
         def gather(index):
-            return np.asarray(features[np.asarray(index)], dtype=np.float32)
+            return np.asarray(array[np.asarray(index)], dtype=np.float32)
 
         def attach(index, cin, cout):
             batch = tf.numpy_function(gather, [index], tf.float32, stateful=False)
-            batch = tf.ensure_shape(batch, [None, features.shape[1], depth])
-            return {"features": batch, "caption_in": cin.to_tensor(0)}, cout.to_tensor(0)
+            batch = tf.ensure_shape(batch, [None, *array.shape[1:]])
+            return {key: batch, "caption_in": cin.to_tensor(0)}, cout.to_tensor(0)
 
         dataset = dataset.ragged_batch(batch_size)
         return dataset.map(attach, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
@@ -535,10 +553,18 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
         examples = getattr(splits, split)
         ids = caption_ids(tokenizer, examples, data["max_caption_words"])
         token_counts[split] = sum(len(row) + 1 for row in ids[1])
-        features = None
+        features = images = None
+        size = data["image_size"]
         if cached:
             path = feature_cache_path(run_dir, recipe, split, examples)
-            features = cache_features(model, examples, data["image_size"], path, log)
+            features = cache_features(model, examples, size, path, log)
+        elif len(examples) * size * size * 3 <= IMAGES_IN_MEMORY:
+            # Small sets are decoded once rather than at every epoch (the CPU the
+            # decoding took would otherwise come out of training).
+            images = decode_all(examples, size)
+            log(
+                f"data: {len(examples)} {split} images decoded once, {images.nbytes / 2**20:.0f} MiB"
+            )
         datasets[split] = make_dataset(
             examples,
             ids,
@@ -547,6 +573,7 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
             shuffle=split == "train",
             seed=train["seed"],
             features=features,
+            images=images,
         )
     if cached:
         log("train: the encoder is frozen; training on its cached features")
