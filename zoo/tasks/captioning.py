@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import random
+import time
 from pathlib import Path
 
 import keras
@@ -118,10 +119,15 @@ def load_splits(data: dict) -> CaptionSplits:
             min_objects=data["min_objects"],
             max_objects=data["max_objects"],
         )
-        splits = split_scenes(scenes, data["validation_size"], data["test_size"], seed=seed)
+        parts = split_scenes(
+            range(len(scenes)), data["validation_size"], data["test_size"], seed=seed
+        )
         named = [
-            [CaptionExample(s.image, (s.caption,), f"scene {i}", s) for i, s in part]
-            for part in _numbered(splits, scenes)
+            [
+                CaptionExample(scenes[i].image, (scenes[i].caption,), f"scene {i}", scenes[i])
+                for i in part
+            ]
+            for part in parts
         ]
         report = f"synthetic scenes: {len(scenes)} drawn at {size} px (seed {seed})"
         return _limited(CaptionSplits(*named, report), data)
@@ -177,11 +183,6 @@ def load_splits(data: dict) -> CaptionSplits:
         if not part:
             raise DataFormatError(f"{data['path']}: no {name} images (after reading: {reports})")
     return _limited(CaptionSplits(train, validation, test, "; ".join(reports)), data)
-
-
-def _numbered(splits, scenes):
-    index = {id(s): i for i, s in enumerate(scenes)}
-    return [[(index[id(s)], s) for s in part] for part in splits]
 
 
 def _limited(splits: CaptionSplits, data: dict) -> CaptionSplits:
@@ -255,6 +256,18 @@ def _image_sources(examples: list[CaptionExample]) -> list:
     return [example.image for example in examples]
 
 
+def _fill_from_images(out, examples, image_size: int, batch_size: int, convert) -> np.ndarray:
+    """Writes `convert(decoded images)` of each batch into `out` (rows in example order)."""
+    bar = keras.utils.Progbar(len(examples), unit_name="image")
+    start = 0
+    for images in image_dataset(_image_sources(examples), image_size).batch(batch_size):
+        values = np.asarray(convert(images))
+        out[start : start + len(values)] = values.astype(out.dtype)
+        start += len(values)
+        bar.add(len(values))
+    return out
+
+
 def cache_features(
     model: Captioner, examples: list[CaptionExample], image_size: int, path: Path, log
 ) -> np.ndarray:
@@ -267,19 +280,14 @@ def cache_features(
     if path.exists():
         log(f"data: features of {len(examples)} images read from {path}")
         return np.load(path, mmap_mode="r")
-    dataset = image_dataset(_image_sources(examples), image_size).batch(IMAGE_BATCH)
     grid = model.encoder.grid_size**2
     partial = path.with_name(path.name + ".partial")
     out = np.lib.format.open_memmap(
         partial, mode="w+", dtype=np.float16, shape=(len(examples), grid, model.encoder.output_dim)
     )
-    bar = keras.utils.Progbar(len(examples), unit_name="image")
-    start = 0
-    for images in dataset:
-        features = np.asarray(model.encoder(images, training=False), dtype=np.float16)
-        out[start : start + len(features)] = features
-        start += len(features)
-        bar.add(len(features))
+    _fill_from_images(
+        out, examples, image_size, IMAGE_BATCH, lambda images: model.encoder(images, training=False)
+    )
     out.flush()
     del out
     partial.rename(path)
@@ -289,14 +297,8 @@ def cache_features(
 def decode_all(examples: list[CaptionExample], image_size: int) -> np.ndarray:
     """Every image decoded and resized once: uint8 `(len(examples), S, S, 3)`."""
     out = np.empty((len(examples), image_size, image_size, 3), dtype=np.uint8)
-    bar = keras.utils.Progbar(len(examples), unit_name="image")
-    start = 0
-    for batch in image_dataset(_image_sources(examples), image_size).batch(256):
-        # decode_image gives [0, 255] floats; round, as an 8-bit image file would.
-        out[start : start + len(batch)] = np.rint(batch.numpy()).astype(np.uint8)
-        start += len(batch)
-        bar.add(len(batch))
-    return out
+    # decode_image gives [0, 255] floats; round, as an 8-bit image file would.
+    return _fill_from_images(out, examples, image_size, 256, lambda images: np.rint(images))
 
 
 def feature_cache_path(run_dir: Path, recipe: dict, split: str, examples) -> Path:
@@ -344,7 +346,7 @@ def make_dataset(
         dataset = dataset.ragged_batch(batch_size)
         return dataset.map(attach, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
 
-    sources = [example.image for example in examples]
+    sources = _image_sources(examples)
     from_bytes = all(isinstance(s, bytes) for s in sources)
     table = tf.constant(sources if from_bytes else [str(s) for s in sources], tf.string)
     names = tf.constant(
@@ -468,8 +470,6 @@ def evaluate(
     caption_fn = caption_fn or tf.function(
         generator.caption_images, autograph=False, reduce_retracing=True
     )
-    import time
-
     started = time.time()
     outputs = decode_corpus(
         caption_fn,
