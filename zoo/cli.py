@@ -1,4 +1,4 @@
-"""The `zoo` command: `zoo run RECIPE`, `zoo predict EXPORT INPUT...`."""
+"""The `zoo` command: `zoo run RECIPE`, `zoo predict EXPORT INPUT...`, `zoo finetune`, `zoo evaluate`."""
 
 from __future__ import annotations
 
@@ -13,14 +13,29 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def cmd_run(args) -> int:
-    from zoo.config import RecipeError, dump_recipe, load_recipe, save_recipe
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Problems with the user's recipe, files or exports: a message and exit 2, no traceback."""
+    from zoo.config import RecipeError
+    from zoo.data.translation_readers import DataFormatError
+    from zoo.data.treebank import TreebankFormatError
+    from zoo.finetune import FinetuneError
 
-    try:
-        recipe = load_recipe(args.recipe, args.set or ())
-    except (RecipeError, FileNotFoundError) as error:
-        print(f"zoo run: {error}", file=sys.stderr)
-        return 2
+    # FileExistsError: an export version that exists; FinetuneError: data the
+    # base model cannot be fine-tuned on.
+    return (
+        RecipeError,
+        FileNotFoundError,
+        FileExistsError,
+        DataFormatError,
+        TreebankFormatError,
+        FinetuneError,
+    )
+
+
+def _train(recipe: dict, command: str) -> int:
+    """Prints and saves the resolved recipe, then trains (or fine-tunes) and exports."""
+    from zoo.config import dump_recipe, save_recipe
+
     print("# resolved recipe")
     print(dump_recipe(recipe))
     run_dir = Path(recipe["run"]["dir"]) / recipe["name"]
@@ -28,18 +43,103 @@ def cmd_run(args) -> int:
     save_recipe(recipe, run_dir / "recipe.yaml")
     print(f"# saved to {run_dir / 'recipe.yaml'}")
 
-    from zoo.data.translation_readers import DataFormatError
-    from zoo.data.treebank import TreebankFormatError
+    from zoo.finetune import finetune
     from zoo.tasks import get_task
 
     try:
-        result = get_task(recipe["task"]).run(recipe)
-    except (FileNotFoundError, FileExistsError, DataFormatError, TreebankFormatError) as error:
-        # Problems with the user's files, found once reading starts (empty
-        # file, too few pairs, an export version that exists): no traceback.
-        print(f"zoo run: {error}", file=sys.stderr)
+        if recipe["init_from"] is not None:
+            result = finetune(recipe)
+        else:
+            result = get_task(recipe["task"]).run(recipe)
+    except _user_errors() as error:
+        print(f"zoo {command}: {error}", file=sys.stderr)
         return 2
     print(f"# exported to {result['export_dir']}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from zoo.config import RecipeError, load_recipe
+
+    try:
+        recipe = load_recipe(args.recipe, args.set or ())
+    except (RecipeError, FileNotFoundError) as error:
+        print(f"zoo run: {error}", file=sys.stderr)
+        return 2
+    return _train(recipe, "run")
+
+
+def _guess_format(task: str, paths: list[str]) -> str:
+    """The data kind for `--data` without `--format`: from the task and the file."""
+    if task == "translation":
+        return "parallel" if len(paths) == 2 else "tsv"
+    if task == "parsing":
+        return "treebank"
+    if paths[0].endswith(".json"):
+        try:
+            with open(paths[0], encoding="utf-8") as file:
+                head = json.load(file)
+        except (OSError, ValueError):
+            return "coco"  # the reader names the problem
+        return "coco" if isinstance(head, dict) and "annotations" in head else "karpathy"
+    return "flickr8k"
+
+
+def _data_section(task: str, paths: list[str], kind: str | None) -> dict:
+    kind = kind or _guess_format(task, paths)
+    if kind == "parallel":
+        if len(paths) != 2:
+            raise ValueError(
+                "--format parallel takes two files: --data SOURCES.txt --data TARGETS.txt"
+            )
+        return {"kind": kind, "source_path": paths[0], "target_path": paths[1]}
+    if len(paths) != 1:
+        raise ValueError(f"--format {kind} takes one --data path; got {len(paths)}")
+    return {"kind": kind, "path": paths[0]}
+
+
+def _export_recipe(args, command: str) -> dict | None:
+    """The recipe of `zoo finetune` / `zoo evaluate`: the export's, with --data and --set."""
+    from zoo.config import RecipeError, read_base_recipe, resolve_recipe
+
+    init_from = args.export if args.version is None else str(Path(args.export) / str(args.version))
+    try:
+        raw: dict = {"init_from": init_from}
+        if args.data:
+            task = read_base_recipe(init_from, source=f"zoo {command}")["recipe"]["task"]
+            raw["data"] = _data_section(task, args.data, args.format)
+        elif args.format:
+            raise ValueError("--format describes --data: give the data too")
+        return resolve_recipe(raw, args.set or (), source=f"zoo {command}")
+    except (RecipeError, ValueError) as error:
+        print(f"zoo {command}: {error}", file=sys.stderr)
+        return None
+
+
+def cmd_finetune(args) -> int:
+    recipe = _export_recipe(args, "finetune")
+    return 2 if recipe is None else _train(recipe, "finetune")
+
+
+def cmd_evaluate(args) -> int:
+    recipe = _export_recipe(args, "evaluate")
+    if recipe is None:
+        return 2
+    from zoo.finetune import evaluate_export
+
+    split = args.split or ("all" if args.data else "test")
+    try:
+        metrics = evaluate_export(recipe, split=split)
+    except _user_errors() as error:
+        print(f"zoo evaluate: {error}", file=sys.stderr)
+        return 2
+    version = Path(metrics["export"]).name
+    output = Path(
+        args.output or Path(recipe["run"]["dir"]) / recipe["name"] / f"evaluate-v{version}.json"
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(metrics, indent=2, default=float) + "\n", encoding="utf-8")
+    print(f"# metrics written to {output}")
     return 0
 
 
@@ -126,6 +226,46 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--json", action="store_true", help="one JSON object per input")
     predict.set_defaults(func=cmd_predict)
+
+    for name, help_text in (
+        ("finetune", "train an export further on new data; writes the next version"),
+        ("evaluate", "score an export on data (its test split, or --data)"),
+    ):
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument(
+            "export", help="saved_models/<name> (newest version) or a version folder"
+        )
+        command.add_argument("--version", type=int, help="the version to use (default: newest)")
+        command.add_argument(
+            "--data",
+            action="append",
+            metavar="PATH",
+            help="the data: a TSV of pairs (or --data SOURCES --data TARGETS), a treebank "
+            "folder or .mrg file, a Flickr8k token file, a COCO or Karpathy JSON",
+        )
+        command.add_argument(
+            "--format",
+            choices=("tsv", "parallel", "treebank", "flickr8k", "coco", "karpathy"),
+            help="the data's format (default: guessed from the task and the file)",
+        )
+        command.add_argument(
+            "--set",
+            action="append",
+            metavar="KEY=VALUE",
+            help="override a recipe key, e.g. train.epochs=3 or finetune.vocab=extend",
+        )
+        if name == "evaluate":
+            command.add_argument(
+                "--split",
+                choices=("train", "validation", "test", "all"),
+                help="what to score (default: all of --data; the export's test split without it)",
+            )
+            command.add_argument(
+                "--output",
+                help="where to write the metrics (default: runs/<name>/evaluate-v<N>.json)",
+            )
+    sub.choices["finetune"].set_defaults(func=cmd_finetune)
+    sub.choices["evaluate"].set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "at_least",
     "default_recipe",
     "dump_recipe",
+    "read_base_recipe",
     "get_schema",
     "in_range",
     "increasing",
@@ -543,6 +544,19 @@ def _resolve_section(
 
 # --------------------------------------------------------------------------- registry
 
+FINETUNE_PARTS = ("encoder", "decoder", "attention", "embeddings", "cnn")
+"""The parts of a model that `finetune.freeze` and `finetune.learning_rate_multipliers` name."""
+
+
+def _validate_finetune(recipe: dict) -> None:
+    if recipe["init_from"] is None and recipe["finetune"] != _FINETUNE_DEFAULTS:
+        changed = [k for k, v in recipe["finetune"].items() if v != _FINETUNE_DEFAULTS[k]]
+        raise RecipeError(
+            "applies only when fine-tuning: set init_from to the export to start from",
+            key=f"finetune.{changed[0]}",
+        )
+
+
 _LIBRARY_SCHEMA = Section(
     {
         "task": Field(str, REQUIRED, doc="which task's schema applies"),
@@ -562,10 +576,47 @@ _LIBRARY_SCHEMA = Section(
         "run": {
             "dir": Field(str, "runs", doc="checkpoints, TensorBoard logs, resolved recipe"),
         },
-    }
+        "init_from": Field(
+            str,
+            None,
+            doc="fine-tune this export (saved_models/<name>: its newest version, or a version "
+            "folder); the next version is written beside it",
+        ),
+        "finetune": {
+            "vocab": Field(
+                str,
+                "keep",
+                choices=("keep", "extend"),
+                doc="keep the base model's vocabularies, or extend them with the new data's "
+                "frequent tokens (new embedding and output rows)",
+            ),
+            "new_tokens": Field(
+                int, 1000, check=positive(), doc="extend: most tokens added to each vocabulary"
+            ),
+            "min_count": Field(
+                int, 2, check=positive(), doc="extend: a new token occurs this often in training"
+            ),
+            "freeze": Field(
+                list[str],
+                [],
+                check=Check(
+                    lambda v: set(v) <= set(FINETUNE_PARTS),
+                    "a list of parts among " + ", ".join(FINETUNE_PARTS),
+                ),
+                doc="parts left as they are: " + ", ".join(FINETUNE_PARTS),
+            ),
+            "learning_rate_multipliers": {
+                part: Field(float, None, check=non_negative(), doc=f"the {part}'s rate factor")
+                for part in FINETUNE_PARTS
+            },
+        },
+    },
+    validate=lambda recipe, path: _validate_finetune(recipe),
 )
 
+
 _TASK_SCHEMAS: dict[str, Section] = {}
+_FINETUNE_DEFAULTS = _LIBRARY_SCHEMA.fields["finetune"].defaults()
 
 
 def _merge_schemas(base: Section, update: Section) -> Section:
@@ -768,7 +819,15 @@ def resolve_recipe(
     for override in [overrides] if isinstance(overrides, str) else overrides:
         if isinstance(override, str) and "=" in override:
             override_keys[override.split("=", 1)[0].strip()] = f"--set {override}"
-    recipe = apply_overrides(recipe, overrides)
+    merged = apply_overrides(recipe, overrides)
+    base = None
+    if merged.get("init_from") is not None:
+        init_source = override_keys.get("init_from", source)
+        base = read_base_recipe(merged["init_from"], source=init_source)
+        if "task" not in merged:  # `zoo finetune` and short fine-tuning recipes name no task
+            merged = apply_overrides({"task": base["recipe"]["task"], **recipe}, overrides)
+        merged = _merge_with_base(merged, base, init_source)
+    recipe = merged
 
     if "task" not in recipe:
         tasks = ", ".join(repr(t) for t in registered_tasks())
@@ -784,7 +843,124 @@ def resolve_recipe(
         raise RecipeError._from_problems(
             [(_origin(key, override_keys) or source, key, text) for _, key, text in problems]
         )
+    if base is not None:
+        _check_same_shape(resolved, base, source, override_keys)
     return resolved
+
+
+# --------------------------------------------------------------------------- fine-tuning
+
+# Settings that change no weight's shape: a fine-tuning recipe may set them.
+_FREE_MODEL_KEYS = {"dropout", "doubly_stochastic", "fine_tune_from", "learning_rate_multiplier"}
+_FREE_MODEL_KEYS |= {"weights"}  # the base export's weights replace them anyway
+# Data settings the model was built for, kept when a fine-tuning recipe brings new data.
+_MODEL_BOUND_DATA_KEYS = ("image_size",)
+
+
+def read_base_recipe(init_from: str, *, source: str = "<recipe>") -> dict:
+    """The export `init_from` names: `{"path": version folder, "recipe": its recipe}`.
+
+    Raises:
+        RecipeError: (key ``init_from``) no such export or version, or a
+            folder that is not a zoo export.
+    """
+    from zoo.hub import resolve_export_dir
+
+    try:
+        version_dir = resolve_export_dir(os.path.expanduser(str(init_from)))
+    except (FileNotFoundError, ValueError) as error:
+        raise RecipeError(str(error), key="init_from", source=source) from None
+    version_dir = version_dir.resolve()
+    extra = version_dir / "assets.extra"
+    missing = [n for n in ("recipe.yaml", "model.keras") if not (extra / n).is_file()]
+    if missing:
+        raise RecipeError(
+            f"{version_dir} is not a zoo export: {', '.join(missing)} missing from assets.extra/",
+            key="init_from",
+            source=source,
+        )
+    try:
+        recipe = _load_yaml((extra / "recipe.yaml").read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise RecipeError(
+            f"{extra / 'recipe.yaml'}: {_yaml_error_text(error)}", key="init_from", source=source
+        ) from None
+    if not isinstance(recipe, Mapping) or recipe.get("task") not in _TASK_SCHEMAS:
+        raise RecipeError(
+            f"{extra / 'recipe.yaml'} names no known task", key="init_from", source=source
+        )
+    recipe = dict(recipe)
+    recipe.pop("init_from", None)  # the base's own history is not this run's
+    recipe.pop("finetune", None)
+    return {"path": version_dir, "recipe": recipe}
+
+
+def _merge_with_base(recipe: dict, base: dict, source: str) -> dict:
+    """The base export's recipe, with what the fine-tuning recipe sets over it.
+
+    A `data` section replaces the base's (but for the settings the model was
+    built for, like `image_size`); other sections are merged key by key. The
+    name and export folder default to the base's, so the result is exported
+    as the base's next version.
+    """
+    base_recipe, version_dir = base["recipe"], base["path"]
+    if recipe["task"] != base_recipe["task"]:
+        raise RecipeError(
+            f"the model at {version_dir} is a {base_recipe['task']} model; "
+            f"it cannot be fine-tuned as {recipe['task']!r}",
+            key="task",
+            source=source,
+        )
+    merged = copy.deepcopy(base_recipe)
+    merged["name"] = version_dir.parent.name
+    merged["export"] = {**merged.get("export", {}), "dir": str(version_dir.parent.parent)}
+    merged["export"]["version"] = None
+    for key, value in recipe.items():
+        if key == "data" and isinstance(value, Mapping):
+            kept = {k: v for k, v in base_recipe["data"].items() if k in _MODEL_BOUND_DATA_KEYS}
+            merged["data"] = {**kept, **copy.deepcopy(dict(value))}
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    merged["init_from"] = str(version_dir)
+    return merged
+
+
+def _differences(new: Any, old: Any, path: str) -> Iterable[tuple[str, Any, Any]]:
+    if isinstance(new, Mapping) and isinstance(old, Mapping):
+        for name in new:
+            yield from _differences(new[name], old.get(name), _join(path, name))
+    elif new != old:
+        yield path, new, old
+
+
+def _check_same_shape(recipe: dict, base: dict, source: str, override_keys) -> None:
+    """A fine-tuning recipe keeps the base model's shape and tokenizers."""
+    # Only the model and tokenizer sections are compared: leave out the base's
+    # data, whose files need not exist any more.
+    probe = {k: v for k, v in base["recipe"].items() if k != "data"}
+    base_recipe = resolve_recipe(probe, source=str(base["path"] / "assets.extra/recipe.yaml"))
+    problems = []
+    for section in ("model", "tokenizer"):
+        for key, new, old in _differences(recipe[section], base_recipe[section], section):
+            if section == "model" and key.rsplit(".", 1)[-1] in _FREE_MODEL_KEYS:
+                continue
+            keeps = (
+                "the model's shape: drop this setting, or train a new model without init_from"
+                if section == "model"
+                else "the base model's tokenizers (finetune.vocab: extend adds tokens to them)"
+            )
+            problems.append(
+                (
+                    _origin(key, override_keys) or source,
+                    key,
+                    f"the base model {base['path']} has {_show(old)}, this recipe {_show(new)}: "
+                    f"fine-tuning keeps {keeps}",
+                )
+            )
+    if problems:
+        raise RecipeError._from_problems(problems)
 
 
 def _origin(key: str | None, override_keys: Mapping[str, str]) -> str | None:

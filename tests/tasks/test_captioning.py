@@ -41,16 +41,8 @@ def _png(array) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from zoo.tasks import captioning
-
-    root = tmp_path_factory.mktemp("captioning")
-    recipe = resolve_recipe(
-        TINY, [f"export.dir={root / 'saved_models'}", f"run.dir={root / 'runs'}"]
-    )
-    logs = []
-    result = captioning.run(recipe, log=logs.append)
-    return recipe, result, logs
+def trained(trained_captioning):
+    return trained_captioning
 
 
 def test_run_scores_captions_and_pointing_and_exports(trained):

@@ -35,16 +35,8 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from zoo.tasks import parsing
-
-    root = tmp_path_factory.mktemp("parsing")
-    recipe = resolve_recipe(
-        TINY, [f"export.dir={root / 'saved_models'}", f"run.dir={root / 'runs'}"]
-    )
-    logs = []
-    result = parsing.run(recipe, log=logs.append)
-    return recipe, result, logs
+def trained(trained_parsing):
+    return trained_parsing
 
 
 def test_run_scores_well_formed_trees_and_exports(trained):

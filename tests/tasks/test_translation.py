@@ -33,16 +33,8 @@ TINY = {
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from zoo.tasks import translation
-
-    root = tmp_path_factory.mktemp("translation")
-    recipe = resolve_recipe(
-        TINY, [f"export.dir={root / 'saved_models'}", f"run.dir={root / 'runs'}"]
-    )
-    logs = []
-    result = translation.run(recipe, log=logs.append)
-    return recipe, result, logs
+def trained(trained_translation):
+    return trained_translation
 
 
 def test_run_reports_metrics_and_exports_serving_layout(trained):

@@ -185,6 +185,31 @@ def load_splits(data: dict) -> CaptionSplits:
     return _limited(CaptionSplits(train, validation, test, "; ".join(reports)), data)
 
 
+def read_examples(data: dict) -> tuple[list[CaptionExample], str]:
+    """Every image a `data` section names, unsplit (what `zoo evaluate --data` scores)."""
+    from zoo.data import caption_readers
+
+    if data["kind"] == "synthetic":
+        splits = load_splits(data)
+        return splits.train + splits.validation + splits.test, splits.report
+    verify = data["verify_images"]
+    if data["kind"] == "coco":
+        records, report = caption_readers.read_coco_captions(
+            data["path"], data["images"], verify_images=verify
+        )
+    else:
+        reader = {
+            "flickr8k": caption_readers.read_flickr8k,
+            "karpathy": caption_readers.read_karpathy,
+        }[data["kind"]]
+        parts, report = reader(data["path"], data["images"], verify_images=verify)
+        records = [record for part in parts.values() for record in part]
+    examples = _from_records(records)
+    if not examples:
+        raise DataFormatError(f"{data['path']}: no captioned image ({report.summary()})")
+    return examples, report.summary()
+
+
 def _limited(splits: CaptionSplits, data: dict) -> CaptionSplits:
     if data["max_images"] and len(splits.train) > data["max_images"]:
         splits.train = splits.train[: data["max_images"]]
@@ -223,9 +248,17 @@ def _teacher_forcing(ids: list[list[int]]) -> tuple[tf.RaggedTensor, tf.RaggedTe
 
 
 # --- model ----------------------------------------------------------------------------------
-def build_model(model_config: dict, vocab_size: int, image_size: int, dtype=None) -> Captioner:
-    """The recipe's `Captioner`, built for `image_size` images (pretrained weights loaded here)."""
-    encoder = CNNEncoder(**model_config["encoder"], name="cnn_encoder", dtype=dtype)
+def build_model(
+    model_config: dict, vocab_size: int, image_size: int, dtype=None, *, load_weights: bool = True
+) -> Captioner:
+    """The recipe's `Captioner`, built for `image_size` images.
+
+    Pretrained encoder weights are loaded here, unless `load_weights` is
+    False: the encoder is then built as it would be with them (which layers
+    train), for weights that come from elsewhere (a fine-tuned export).
+    """
+    config = {**model_config["encoder"], "name": "cnn_encoder", "dtype": dtype}
+    encoder = CNNEncoder(**config) if load_weights else CNNEncoder.from_config(config)
     options = {k: v for k, v in model_config.items() if k != "encoder"}
     model = Captioner(encoder, vocab_size, dtype=dtype, **options)
     model.build({"image": (None, image_size, image_size, 3), "caption_in": (None, None)})
@@ -238,9 +271,12 @@ def encoder_is_frozen(model: Captioner) -> bool:
     return not encoder.trainable_weights and encoder.dropout == 0
 
 
-def compile_model(model: Captioner, train: dict, steps_per_epoch: int | None) -> None:
+def compile_model(
+    model: Captioner, train: dict, steps_per_epoch: int | None, multipliers: dict | None = None
+) -> None:
+    """Compiles for `fit`; `multipliers` (variable path -> factor) add to the encoder's own."""
     optimizer = make_optimizer(train, steps_per_epoch)
-    multipliers = model.encoder.learning_rate_multipliers()
+    multipliers = {**model.encoder.learning_rate_multipliers(), **(multipliers or {})}
     if multipliers:
         optimizer = LearningRateMultipliers(optimizer, multipliers)
     model.compile(
@@ -303,7 +339,9 @@ def decode_all(examples: list[CaptionExample], image_size: int) -> np.ndarray:
 
 def feature_cache_path(run_dir: Path, recipe: dict, split: str, examples) -> Path:
     names = "\n".join(e.name if not isinstance(e.image, str) else e.image for e in examples)
-    key = json.dumps([recipe["model"]["encoder"], recipe["data"]["image_size"], names])
+    # A fine-tuned model's encoder is the base export's: name it in the key.
+    encoder = [recipe["model"]["encoder"], recipe.get("init_from")]
+    key = json.dumps([*encoder, recipe["data"]["image_size"], names])
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
     return run_dir / f"features-{split}-{digest}.npy"
 
@@ -432,6 +470,49 @@ class CaptionGenerator(tf.Module):
         }
 
 
+def make_datasets(
+    recipe: dict, model: Captioner, tokenizer, splits: CaptionSplits, run_dir: Path, log
+) -> tuple[dict[str, tf.data.Dataset], dict[str, int]]:
+    """Training and validation datasets, and each split's number of target tokens.
+
+    With a frozen encoder (and `train.cache_features`), images are encoded
+    once into a feature cache; otherwise a split that fits in memory is
+    decoded once, a larger one at every epoch.
+    """
+    data, train = recipe["data"], recipe["train"]
+    cached = train["cache_features"] and encoder_is_frozen(model)
+    datasets, token_counts = {}, {}
+    for split in ("train", "validation"):
+        examples = getattr(splits, split)
+        ids = caption_ids(tokenizer, examples, data["max_caption_words"])
+        token_counts[split] = sum(len(row) + 1 for row in ids[1])
+        features = images = None
+        size = data["image_size"]
+        if cached:
+            path = feature_cache_path(run_dir, recipe, split, examples)
+            features = cache_features(model, examples, size, path, log)
+        elif len(examples) * size * size * 3 <= IMAGES_IN_MEMORY:
+            # Small sets are decoded once rather than at every epoch (the CPU the
+            # decoding took would otherwise come out of training).
+            images = decode_all(examples, size)
+            log(
+                f"data: {len(examples)} {split} images decoded once, {images.nbytes / 2**20:.0f} MiB"
+            )
+        datasets[split] = make_dataset(
+            examples,
+            ids,
+            image_size=data["image_size"],
+            batch_size=train["batch_size"],
+            shuffle=split == "train",
+            seed=train["seed"],
+            features=features,
+            images=images,
+        )
+    if cached:
+        log("train: the encoder is frozen; training on its cached features")
+    return datasets, token_counts
+
+
 # --- evaluation -----------------------------------------------------------------------------
 def teacher_forced_attention(
     model: Captioner, tokenizer, examples: list[CaptionExample], image_size: int
@@ -547,36 +628,7 @@ def run(recipe: dict, *, log=print, callbacks: list | tuple = ()) -> dict:
 
     dtype = "mixed_bfloat16" if train["mixed_precision"] else None
     model = build_model(recipe["model"], tokenizer.vocab_size, data["image_size"], dtype)
-    cached = train["cache_features"] and encoder_is_frozen(model)
-    datasets, token_counts = {}, {}
-    for split in ("train", "validation"):
-        examples = getattr(splits, split)
-        ids = caption_ids(tokenizer, examples, data["max_caption_words"])
-        token_counts[split] = sum(len(row) + 1 for row in ids[1])
-        features = images = None
-        size = data["image_size"]
-        if cached:
-            path = feature_cache_path(run_dir, recipe, split, examples)
-            features = cache_features(model, examples, size, path, log)
-        elif len(examples) * size * size * 3 <= IMAGES_IN_MEMORY:
-            # Small sets are decoded once rather than at every epoch (the CPU the
-            # decoding took would otherwise come out of training).
-            images = decode_all(examples, size)
-            log(
-                f"data: {len(examples)} {split} images decoded once, {images.nbytes / 2**20:.0f} MiB"
-            )
-        datasets[split] = make_dataset(
-            examples,
-            ids,
-            image_size=data["image_size"],
-            batch_size=train["batch_size"],
-            shuffle=split == "train",
-            seed=train["seed"],
-            features=features,
-            images=images,
-        )
-    if cached:
-        log("train: the encoder is frozen; training on its cached features")
+    datasets, token_counts = make_datasets(recipe, model, tokenizer, splits, run_dir, log)
     steps = train["steps_per_epoch"] or int(datasets["train"].cardinality())
     compile_model(model, train, steps)
     log(f"model: {model.count_params():,} parameters")

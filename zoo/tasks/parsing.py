@@ -107,6 +107,16 @@ def load_splits(data: dict) -> ParseSplits:
     return ParseSplits(train, validation, test, report)
 
 
+def read_examples(data: dict) -> tuple[list[ParseExample], str]:
+    """Every tree a `data` section names, unsplit (what `zoo evaluate --data` scores)."""
+    if data["kind"] == "synthetic":
+        splits = load_splits(data)
+        return splits.train + splits.validation + splits.test, splits.report
+    by_file = read_treebank(data["path"], pattern=data["pattern"])
+    examples = examples_from_trees(tree for trees in by_file.values() for tree in trees)
+    return examples, f"treebank {data['path']}: {len(by_file)} files, {len(examples)} trees"
+
+
 # --- the in-graph parser (used for evaluation AND exported) ---------------------------------
 def bracketed_trees(tokens: tf.Tensor, words: tf.RaggedTensor) -> tf.Tensor:
     """Linearised symbols and the sentence's words -> one bracketed tree string per row.

@@ -65,9 +65,17 @@ def make_optimizer(train: dict, steps_per_epoch: int | None = None) -> keras.opt
     return classes[train["optimizer"]](**kwargs)
 
 
-def compile_model(model: Seq2Seq, train: dict, steps_per_epoch: int | None = None) -> None:
+def compile_model(
+    model: Seq2Seq, train: dict, steps_per_epoch: int | None = None, multipliers: dict | None = None
+) -> None:
+    """Compiles for `fit`; `multipliers` (variable path -> factor) scale parts' learning rates."""
+    optimizer = make_optimizer(train, steps_per_epoch)
+    if multipliers:
+        from zoo.models import LearningRateMultipliers
+
+        optimizer = LearningRateMultipliers(optimizer, multipliers)
     model.compile(
-        optimizer=make_optimizer(train, steps_per_epoch),
+        optimizer=optimizer,
         loss=MaskedSparseCrossentropy(label_smoothing=train["label_smoothing"]),
         metrics=[MaskedAccuracy()],
         # scan cannot be compiled by XLA (KERAS3-NOTES): say so explicitly.
@@ -139,6 +147,23 @@ def make_datasets(
             seed=train["seed"],
         )
     return datasets, token_counts
+
+
+def text_datasets(
+    recipe: dict,
+    source_tokenizer,
+    target_tokenizer,
+    texts: dict[str, tuple[list[str], list[str]]],
+    log,
+    *,
+    max_source_tokens: int | None = None,
+) -> tuple[dict[str, tf.data.Dataset], dict[str, int]]:
+    """`make_datasets` from `{"train": (sources, targets), "validation": ...}` texts."""
+    ids = {
+        split: (tokenize_all(source_tokenizer, sources), tokenize_all(target_tokenizer, targets))
+        for split, (sources, targets) in texts.items()
+    }
+    return make_datasets(recipe, ids, log, max_source_tokens=max_source_tokens)
 
 
 def fit(
@@ -249,11 +274,9 @@ def train_seq2seq(
 
     Returns the trained model and what `fit` reports.
     """
-    ids = {
-        split: (tokenize_all(source_tokenizer, sources), tokenize_all(target_tokenizer, targets))
-        for split, (sources, targets) in texts.items()
-    }
-    datasets, token_counts = make_datasets(recipe, ids, log, max_source_tokens=max_source_tokens)
+    datasets, token_counts = text_datasets(
+        recipe, source_tokenizer, target_tokenizer, texts, log, max_source_tokens=max_source_tokens
+    )
     # bfloat16 compute with float32 weights pays off only for large dense
     # work; set on the model, not globally, so nothing else in the process changes.
     dtype = "mixed_bfloat16" if recipe["train"]["mixed_precision"] else None

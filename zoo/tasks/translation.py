@@ -79,20 +79,9 @@ def load_splits(data: dict) -> Splits:
         report = f"synthetic grammar: {len(examples)} pairs generated (seed {data['seed']})"
         return Splits(as_pairs(train), as_pairs(validation), as_pairs(test), report)
 
-    from zoo.data.translation_readers import DataFormatError, read_parallel_files, read_tsv_pairs
+    from zoo.data.translation_readers import DataFormatError
 
-    if kind == "tsv":
-        raw, read_report = read_tsv_pairs(
-            data["path"],
-            columns=tuple(data["columns"]),
-            reverse=data["reverse"],
-            max_pairs=data["max_pairs"],
-        )
-    else:
-        raw, read_report = read_parallel_files(
-            data["source_path"], data["target_path"], max_pairs=data["max_pairs"]
-        )
-    pairs = [Pair(s, t) for s, t in raw]
+    pairs, read_report = _read_files(data)
     random.Random(data["seed"]).shuffle(pairs)
     if len(pairs) < n_eval + 1:
         raise DataFormatError(
@@ -109,6 +98,33 @@ def load_splits(data: dict) -> Splits:
             "and their repetitions are set aside; lower data.validation_size / data.test_size"
         )
     return Splits(train, validation, test, read_report.summary())
+
+
+def _read_files(data: dict):
+    """The pairs of a `tsv` or `parallel` data section, in file order, and the reader's report."""
+    from zoo.data.translation_readers import read_parallel_files, read_tsv_pairs
+
+    if data["kind"] == "tsv":
+        raw, report = read_tsv_pairs(
+            data["path"],
+            columns=tuple(data["columns"]),
+            reverse=data["reverse"],
+            max_pairs=data["max_pairs"],
+        )
+    else:
+        raw, report = read_parallel_files(
+            data["source_path"], data["target_path"], max_pairs=data["max_pairs"]
+        )
+    return [Pair(s, t) for s, t in raw], report
+
+
+def read_examples(data: dict) -> tuple[list[Pair], str]:
+    """Every pair a `data` section names, unsplit (what `zoo evaluate --data` scores)."""
+    if data["kind"] == "synthetic":
+        splits = load_splits(data)
+        return splits.train + splits.validation + splits.test, splits.report
+    pairs, report = _read_files(data)
+    return pairs, report.summary()
 
 
 # --- tokenizers -----------------------------------------------------------------------------
