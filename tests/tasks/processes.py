@@ -30,3 +30,18 @@ def run_python(script: str, cwd) -> subprocess.CompletedProcess:
         text=True,
         timeout=300,
     )
+
+
+def call_zoo(capsys, monkeypatch, *args, cwd) -> subprocess.CompletedProcess:
+    """`zoo ARGS` in this process (no interpreter start-up), in `cwd`; output captured.
+
+    For the CLI's argument handling and error messages; `run_zoo` keeps the
+    tests that need a real process (exit status, what gets imported).
+    """
+    from zoo import cli
+
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    code = cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)

@@ -185,6 +185,8 @@ def test_parsing_finetune_learns_a_new_label_only_with_extend(trained_parsing, t
             "finetune.vocab=extend",
             "train.epochs=1",
             "finetune.learning_rate_multipliers.encoder=0.1",
+            "decode.beam_size=1",
+            "evaluate.unconstrained=false",
         ],
         logs,
     )
@@ -424,7 +426,7 @@ def test_captioning_finetune_on_a_new_colour_raises_bleu4(tmp_path):
         {
             "task": "captioning",
             "name": "small",
-            "data": {"size": 1500, "validation_size": 50, "test_size": 50, "image_size": 48},
+            "data": {"size": 3000, "validation_size": 50, "test_size": 50, "image_size": 48},
             "model": {
                 "encoder": {"grid_size": 3, "coordinates": True},
                 "embedding_dim": 32,
@@ -433,20 +435,23 @@ def test_captioning_finetune_on_a_new_colour_raises_bleu4(tmp_path):
                 "gate": False,
                 "doubly_stochastic": 0.0,
             },
-            "train": {"batch_size": 32, "epochs": 4, "learning_rate": 0.003},
+            "train": {"batch_size": 32, "epochs": 5, "learning_rate": 0.003},
             "decode": {"beam_size": 1},
         },
         [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
     )
     captioning.run(base, log=lambda *_: None)
+    # At the base's learning rate, 700 images undo more than they teach
+    # (BLEU-4 0.62 -> 0.36 in a trial): a third of it, and the CNN frozen.
     token_file = write_shifted_scenes(tmp_path / "pink", 800, 48)
     result = _finetune(
         tmp_path / "saved_models/small",
         tmp_path,
         {"kind": "flickr8k", "path": str(token_file), "validation_size": 50, "test_size": 50},
-        ["finetune.vocab=extend", "train.epochs=3"],
+        ["finetune.vocab=extend", "train.epochs=3", "train.learning_rate=0.001"]
+        + ["finetune.freeze=[cnn]"],
     )
     finetune = result["metrics"]["finetune"]
     before, after = finetune["validation_before"]["bleu_4"], finetune["validation_after"]["bleu_4"]
     print(f"captioning, shifted validation BLEU-4: before {before:.3f}, after {after:.3f}")
-    assert after >= before + 0.05
+    assert after >= before + 0.1

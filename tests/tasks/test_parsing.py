@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tasks.processes import run_python, run_zoo
+from tests.tasks.processes import call_zoo, run_python
 from zoo.config import RecipeError, resolve_recipe
 from zoo.data.treebank import is_well_formed
 
@@ -172,23 +172,38 @@ def test_export_parses_with_plain_tensorflow_without_zoo(trained, tmp_path):
         os.rename(moved, result["export_dir"])
 
 
-def test_cli_predict_prints_and_draws_the_tree(trained, tmp_path):
+def test_cli_predict_prints_and_draws_the_tree(trained, tmp_path, capsys, monkeypatch):
     _, result, _ = trained
     plot = tmp_path / "attention.png"
-    proc = run_zoo(
-        "predict", result["export_dir"], "John has a dog .", "--plot", str(plot), cwd=tmp_path
+    proc = call_zoo(
+        capsys,
+        monkeypatch,
+        "predict",
+        result["export_dir"],
+        "John has a dog .",
+        "--plot",
+        str(plot),
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("(") and lines[0].endswith(")")
     assert any(line.endswith("── John") for line in lines[1:])
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    proc = run_zoo("predict", result["export_dir"], "John has a dog .", "--json", cwd=tmp_path)
+    proc = call_zoo(
+        capsys,
+        monkeypatch,
+        "predict",
+        result["export_dir"],
+        "John has a dog .",
+        "--json",
+        cwd=tmp_path,
+    )
     payload = json.loads(proc.stdout)
     assert payload["source"] == "John has a dog ." and payload["linearized"].count("XX") == 5
 
 
-def test_parsing_recipe_errors_name_the_key(tmp_path):
+def test_parsing_recipe_errors_name_the_key(tmp_path, capsys, monkeypatch):
     with pytest.raises(RecipeError, match="data.test_files"):
         resolve_recipe({"task": "parsing", "data": {"kind": "treebank", "path": str(tmp_path)}})
     with pytest.raises(RecipeError, match="data.path"):
@@ -199,7 +214,7 @@ def test_parsing_recipe_errors_name_the_key(tmp_path):
     recipe.write_text(
         "task: parsing\ndata: {kind: treebank, path: trees, test_files: [nope*.mrg]}\n"
     )
-    proc = run_zoo("run", str(recipe), cwd=tmp_path)
+    proc = call_zoo(capsys, monkeypatch, "run", str(recipe), cwd=tmp_path)
     assert proc.returncode == 2 and "nope*.mrg" in proc.stderr and "Traceback" not in proc.stderr
 
 

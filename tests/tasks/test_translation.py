@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tasks.processes import run_python, run_zoo
+from tests.tasks.processes import call_zoo, run_python, run_zoo
 from zoo.config import resolve_recipe
 
 TINY = {
@@ -147,20 +147,20 @@ def test_export_is_atomic_and_never_overwrites(trained, tmp_path):
         atomic_export(module, tmp_path / "m", signatures={}, extras={}, version=2)
 
 
-def test_cli_rejects_a_malformed_recipe_before_any_work(tmp_path):
+def test_cli_rejects_a_malformed_recipe_before_any_work(tmp_path, capsys, monkeypatch):
     recipe = tmp_path / "bad.yaml"
     recipe.write_text("task: translation\nmodel:\n  encoder: {units: big}\ntrain: {epoks: 3}\n")
-    proc = run_zoo("run", str(recipe), cwd=tmp_path)
+    proc = call_zoo(capsys, monkeypatch, "run", str(recipe), cwd=tmp_path)
     assert proc.returncode == 2
     assert "model.encoder.units" in proc.stderr and "train.epoks" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists()
 
 
-def test_cli_names_a_missing_data_file(tmp_path):
+def test_cli_names_a_missing_data_file(tmp_path, capsys, monkeypatch):
     recipe = tmp_path / "tsv.yaml"
     recipe.write_text("task: translation\ndata: {kind: tsv, path: no/such/file.tsv}\n")
-    proc = run_zoo("run", str(recipe), cwd=tmp_path)
+    proc = call_zoo(capsys, monkeypatch, "run", str(recipe), cwd=tmp_path)
     assert proc.returncode == 2
     assert "data.path" in proc.stderr and "no/such/file.tsv" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -184,17 +184,28 @@ def test_cli_predict_prints_translation_and_writes_plot(trained, tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_predict_plot_skips_an_empty_translation(trained, tmp_path):
+def test_cli_predict_plot_skips_an_empty_translation(trained, tmp_path, capsys, monkeypatch):
     _, result, _ = trained
     plot = tmp_path / "attention.png"
-    proc = run_zoo("predict", result["export_dir"], "", "--plot", str(plot), cwd=tmp_path)
+    proc = call_zoo(
+        capsys, monkeypatch, "predict", result["export_dir"], "", "--plot", str(plot), cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout == "\n" and "output is empty" in proc.stderr and not plot.exists()
 
 
-def test_cli_predict_rejects_a_zero_beam(trained, tmp_path):
+def test_cli_predict_rejects_a_zero_beam(trained, tmp_path, capsys, monkeypatch):
     _, result, _ = trained
-    proc = run_zoo("predict", result["export_dir"], "a cat .", "--beam-size", "0", cwd=tmp_path)
+    proc = call_zoo(
+        capsys,
+        monkeypatch,
+        "predict",
+        result["export_dir"],
+        "a cat .",
+        "--beam-size",
+        "0",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2 and "--beam-size must be >= 1" in proc.stderr
 
 
@@ -222,8 +233,10 @@ def test_a_backup_from_another_recipe_is_discarded(tmp_path):
     assert not (tmp_path / "backup").exists() and "different recipe" in logs[0]
 
 
-def test_cli_predict_names_a_missing_export(tmp_path):
-    proc = run_zoo("predict", str(tmp_path / "nothing"), "hello", cwd=tmp_path)
+def test_cli_predict_names_a_missing_export(tmp_path, capsys, monkeypatch):
+    proc = call_zoo(
+        capsys, monkeypatch, "predict", str(tmp_path / "nothing"), "hello", cwd=tmp_path
+    )
     assert proc.returncode == 2 and "no exported model" in proc.stderr
 
 
