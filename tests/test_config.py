@@ -72,6 +72,7 @@ def test_resolved_keys_follow_schema_order():
     assert list(recipe) == [
         "task",
         "name",
+        "init_from",
         "data",
         "tokenizer",
         "model",
@@ -80,6 +81,7 @@ def test_resolved_keys_follow_schema_order():
         "evaluate",
         "export",
         "run",
+        "finetune",
     ]
 
 
@@ -421,7 +423,9 @@ def test_save_then_load_round_trip(tmp_path):
 
 def test_saved_recipe_is_readable(tmp_path):
     text = dump_recipe(default_recipe("translation"))
-    assert text.startswith("task: translation\nname: translation\n\ndata:\n  kind: synthetic\n")
+    assert text.startswith(
+        "task: translation\nname: translation\ninit_from: null\n\ndata:\n  kind: synthetic\n"
+    )
     assert "  bucket_boundaries: [8, 12, 16, 20, 25, 30, 40, 50, 60]\n" in text
     assert "  learning_rate: 0.001\n" in text
     assert text.index("train:") < text.index("decode:") < text.index("run:")

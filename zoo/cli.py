@@ -106,11 +106,12 @@ def _export_recipe(args, command: str) -> dict | None:
     try:
         raw: dict = {"init_from": init_from}
         if args.data:
-            task = read_base_recipe(init_from, source=f"zoo {command}")["recipe"]["task"]
+            task = read_base_recipe(init_from, source="")["recipe"]["task"]
             raw["data"] = _data_section(task, args.data, args.format)
         elif args.format:
             raise ValueError("--format describes --data: give the data too")
-        return resolve_recipe(raw, args.set or (), source=f"zoo {command}")
+        # No source: the message already starts with "zoo <command>:".
+        return resolve_recipe(raw, args.set or (), source="")
     except (RecipeError, ValueError) as error:
         print(f"zoo {command}: {error}", file=sys.stderr)
         return None

@@ -93,7 +93,7 @@ class RecipeError(ValueError):
         if len(self.problems) == 1:
             return ": ".join(part for part in self.problems[0] if part)
         sources = {source for source, _, _ in self.problems}
-        if len(sources) == 1 and None not in sources:
+        if len(sources) == 1 and None not in sources and "" not in sources:
             header = f"{sources.pop()}: {len(self.problems)} problems:"
             lines = [": ".join(p for p in (key, text) if p) for _, key, text in self.problems]
         else:

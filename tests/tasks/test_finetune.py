@@ -334,69 +334,59 @@ def test_zoo_evaluate_scores_every_pair_of_a_file_and_writes_json(tiny_export, t
 
 
 # --- the metric rises on shifted data (small models that learn) ---------------------------
-def _log_to(lines):
-    return lambda *parts: lines.append(" ".join(str(p) for p in parts))
+SMALL_SEQ2SEQ = {
+    "model": {
+        "embedding_dim": 32,
+        "encoder": {"units": 32},
+        "attention": {"units": 32},
+        "decoder": {"units": 64},
+    },
+    "train": {"batch_size": 32, "epochs": 4, "learning_rate": 0.01},
+    "decode": {"beam_size": 1},
+}
+
+
+def _train_small_base(task: str, settings: dict, tmp_path: Path) -> Path:
+    """Trains a small model that learns its task (about a minute); returns its export folder."""
+    from zoo.tasks import get_task
+
+    recipe = resolve_recipe(
+        {"task": task, "name": "small", **settings},
+        [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
+    )
+    get_task(task).run(recipe, log=lambda *_: None)
+    return tmp_path / "saved_models/small"
+
+
+def _assert_rises(result: dict, metric: str, margin: float, what: str) -> None:
+    finetune = result["metrics"]["finetune"]
+    before = finetune["validation_before"][metric]
+    after = finetune["validation_after"][metric]
+    print(f"{what}, shifted validation {metric}: before {before:.3f}, after {after:.3f}")
+    assert after >= before + margin
 
 
 @pytest.mark.slow
 def test_translation_finetune_on_new_words_and_a_new_pattern_raises_bleu(tmp_path):
-    from zoo.tasks import translation
-
-    base = resolve_recipe(
-        {
-            "task": "translation",
-            "name": "small",
-            "data": {"size": 3000, "validation_size": 50, "test_size": 50, "max_words": 10},
-            "tokenizer": {"vocab_size": 800},
-            "model": {
-                "embedding_dim": 32,
-                "encoder": {"units": 32},
-                "attention": {"units": 32},
-                "decoder": {"units": 64},
-            },
-            "train": {"batch_size": 32, "epochs": 4, "learning_rate": 0.01},
-            "decode": {"beam_size": 1, "max_length": 24},
-        },
-        [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
-    )
-    translation.run(base, log=lambda *_: None)
+    data = {"size": 3000, "validation_size": 50, "test_size": 50, "max_words": 10}
+    settings = {**SMALL_SEQ2SEQ, "data": data, "tokenizer": {"vocab_size": 800}}
+    settings["decode"] = {"beam_size": 1, "max_length": 24}
+    base = _train_small_base("translation", settings, tmp_path)
     tsv = write_shifted_translation(tmp_path / "shifted.tsv", 1000, max_words=10)
-    logs = []
     result = _finetune(
-        tmp_path / "saved_models/small",
+        base,
         tmp_path,
         {"kind": "tsv", "path": str(tsv), "validation_size": 40, "test_size": 40},
         ["finetune.vocab=extend", "train.epochs=3"],
-        logs,
     )
-    finetune = result["metrics"]["finetune"]
-    before, after = finetune["validation_before"]["bleu"], finetune["validation_after"]["bleu"]
-    print(f"translation, shifted validation BLEU: before {before:.2f}, after {after:.2f}")
-    assert after >= before + 5.0
+    _assert_rises(result, "bleu", 5.0, "translation")
 
 
 @pytest.mark.slow
 def test_parsing_finetune_on_a_new_construction_raises_f1(tmp_path):
-    from zoo.tasks import parsing
-
-    base = resolve_recipe(
-        {
-            "task": "parsing",
-            "name": "small",
-            "data": {"size": 3000, "validation_size": 50, "test_size": 50, "max_words": 10},
-            "model": {
-                "embedding_dim": 32,
-                "encoder": {"units": 32},
-                "attention": {"units": 32},
-                "decoder": {"units": 64},
-            },
-            "train": {"batch_size": 32, "epochs": 4, "learning_rate": 0.01},
-            "decode": {"beam_size": 1},
-            "evaluate": {"unconstrained": False},
-        },
-        [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
-    )
-    parsing.run(base, log=lambda *_: None)
+    data = {"size": 3000, "validation_size": 50, "test_size": 50, "max_words": 10}
+    settings = {**SMALL_SEQ2SEQ, "data": data, "evaluate": {"unconstrained": False}}
+    base = _train_small_base("parsing", settings, tmp_path)
     folder = write_shifted_treebank(
         tmp_path / "trees", {"train": 1000, "dev": 40, "test": 40}, max_words=10
     )
@@ -407,51 +397,39 @@ def test_parsing_finetune_on_a_new_construction_raises_f1(tmp_path):
         "test_files": ["test.mrg"],
     }
     result = _finetune(
-        tmp_path / "saved_models/small",
-        tmp_path,
-        data,
-        ["finetune.vocab=extend", "finetune.min_count=1", "train.epochs=3"],
+        base, tmp_path, data, ["finetune.vocab=extend", "finetune.min_count=1", "train.epochs=3"]
     )
-    finetune = result["metrics"]["finetune"]
-    before, after = finetune["validation_before"]["f1"], finetune["validation_after"]["f1"]
-    print(f"parsing, shifted validation F1: before {before:.2f}, after {after:.2f}")
-    assert after >= before + 5.0
+    _assert_rises(result, "f1", 5.0, "parsing")
 
 
 @pytest.mark.slow
 def test_captioning_finetune_on_a_new_colour_raises_bleu4(tmp_path):
-    from zoo.tasks import captioning
-
-    base = resolve_recipe(
+    model = {
+        "encoder": {"grid_size": 3, "coordinates": True},
+        "embedding_dim": 32,
+        "units": 64,
+        "attention_units": 32,
+        "gate": False,
+        "doubly_stochastic": 0.0,
+    }
+    base = _train_small_base(
+        "captioning",
         {
-            "task": "captioning",
-            "name": "small",
             "data": {"size": 3000, "validation_size": 50, "test_size": 50, "image_size": 48},
-            "model": {
-                "encoder": {"grid_size": 3, "coordinates": True},
-                "embedding_dim": 32,
-                "units": 64,
-                "attention_units": 32,
-                "gate": False,
-                "doubly_stochastic": 0.0,
-            },
+            "model": model,
             "train": {"batch_size": 32, "epochs": 5, "learning_rate": 0.003},
             "decode": {"beam_size": 1},
         },
-        [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
+        tmp_path,
     )
-    captioning.run(base, log=lambda *_: None)
+    token_file = write_shifted_scenes(tmp_path / "pink", 800, 48)
     # At the base's learning rate, 700 images undo more than they teach
     # (BLEU-4 0.62 -> 0.36 in a trial): a third of it, and the CNN frozen.
-    token_file = write_shifted_scenes(tmp_path / "pink", 800, 48)
     result = _finetune(
-        tmp_path / "saved_models/small",
+        base,
         tmp_path,
         {"kind": "flickr8k", "path": str(token_file), "validation_size": 50, "test_size": 50},
         ["finetune.vocab=extend", "train.epochs=3", "train.learning_rate=0.001"]
         + ["finetune.freeze=[cnn]"],
     )
-    finetune = result["metrics"]["finetune"]
-    before, after = finetune["validation_before"]["bleu_4"], finetune["validation_after"]["bleu_4"]
-    print(f"captioning, shifted validation BLEU-4: before {before:.3f}, after {after:.3f}")
-    assert after >= before + 0.1
+    _assert_rises(result, "bleu_4", 0.1, "captioning")
