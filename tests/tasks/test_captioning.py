@@ -364,6 +364,9 @@ def test_coco_and_karpathy_files_split_by_image(tmp_path):
     assert [e.captions[0] for e in again.test] == [e.captions[0] for e in splits.test]
 
 
+# Slow (40 s): the default run reads a Flickr8k token file and trains on cached
+# features in tests/tasks/test_finetune.py, which fine-tunes on them.
+@pytest.mark.slow
 @pytest.mark.skipif(
     not FLICKR8K.exists(), reason=f"the shared Flickr8k sample is absent ({FLICKR8K})"
 )

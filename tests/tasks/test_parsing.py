@@ -218,6 +218,9 @@ def test_parsing_recipe_errors_name_the_key(tmp_path, capsys, monkeypatch):
     assert proc.returncode == 2 and "nope*.mrg" in proc.stderr and "Traceback" not in proc.stderr
 
 
+# Slow (33 s): the default run reads treebank files with named validation and
+# test files in tests/tasks/test_finetune.py, which fine-tunes on them.
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_TREEBANK.is_dir(), reason=f"no treebank sample at {SHARED_TREEBANK}")
 def test_treebank_recipe_trains_on_files_and_scores_held_out_files(tmp_path):
     from zoo.tasks import parsing
