@@ -538,3 +538,11 @@ def test_engine_types_and_hooks(tmp_path, scratch_registry):
 def test_jit_compile_is_refused_with_the_reason():
     with pytest.raises(RecipeError, match=r"train\.jit_compile: .*XLA cannot compile"):
         resolve_recipe({"task": "translation", "train": {"jit_compile": True}})
+
+
+def test_captioning_scenes_take_one_to_three_objects_written_out():
+    # The defaults are 1 and 3; a recipe (or a saved one) that writes them must pass.
+    recipe = resolve_recipe({"task": "captioning", "data": {"min_objects": 1, "max_objects": 3}})
+    assert (recipe["data"]["min_objects"], recipe["data"]["max_objects"]) == (1, 3)
+    with pytest.raises(RecipeError, match="data.max_objects: expected an integer from 1 to 3"):
+        resolve_recipe({"task": "captioning", "data": {"max_objects": 4}})

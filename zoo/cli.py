@@ -108,6 +108,9 @@ def _export_recipe(args, command: str) -> dict | None:
         if args.data:
             task = read_base_recipe(init_from, source="")["recipe"]["task"]
             raw["data"] = _data_section(task, args.data, args.format)
+            if command == "evaluate" and raw["data"]["kind"] == "treebank":
+                # Every file is evaluation data (`--set data.test_files=...` to choose).
+                raw["data"]["test_files"] = ["*"]
         elif args.format:
             raise ValueError("--format describes --data: give the data too")
         # No source: the message already starts with "zoo <command>:".

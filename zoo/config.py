@@ -915,6 +915,7 @@ def _merge_with_base(recipe: dict, base: dict, source: str) -> dict:
     merged["name"] = version_dir.parent.name
     merged["export"] = {**merged.get("export", {}), "dir": str(version_dir.parent.parent)}
     merged["export"]["version"] = None
+    merged.pop("run", None)  # the base's run folder may be anywhere: this run's default
     for key, value in recipe.items():
         if key == "data" and isinstance(value, Mapping):
             kept = {k: v for k, v in base_recipe["data"].items() if k in _MODEL_BOUND_DATA_KEYS}
@@ -1399,6 +1400,9 @@ def _validate_captioning_model(model: dict, path: str) -> None:
         )
 
 
+# Objects in a synthetic scene: one to three (one to a cell of a 3 x 3 grid, in a row or column).
+_OBJECTS = Check(lambda v: 1 <= v <= 3, "an integer from 1 to 3")
+
 CAPTIONING_SCHEMA = Section(
     {
         "name": _name_field("captioning"),
@@ -1409,8 +1413,8 @@ CAPTIONING_SCHEMA = Section(
                 ),
                 "size": Field(int, 6000, check=_COUNT, doc="synthetic: training scenes"),
                 "seed": Field(int, 0, check=non_negative(), doc="scenes; real data: split shuffle"),
-                "min_objects": Field(int, 1, check=in_range(1, 3), doc="synthetic"),
-                "max_objects": Field(int, 3, check=in_range(1, 3), doc="synthetic"),
+                "min_objects": Field(int, 1, check=_OBJECTS, doc="synthetic"),
+                "max_objects": Field(int, 3, check=_OBJECTS, doc="synthetic"),
                 "validation_size": Field(
                     int, 300, check=at_least(1), doc="images held out when the data has no split"
                 ),

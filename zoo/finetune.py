@@ -151,7 +151,9 @@ def adapt_vocabularies(
             "added": len(added),
             "unknown_share": round(share, 4),
         }
-        shown = f": {' '.join(added[:12])}{' ...' if len(added) > 12 else ''}" if added else ""
+        # Words say more than the single characters a wordpiece vocabulary lists first.
+        words = [t for t in added if len(t.removeprefix("##")) > 1] or added
+        shown = f", e.g. {' '.join(words[:12])}" if added else ""
         log(
             f"vocabulary: {key} {tokenizer.vocab_size} + {len(added)} tokens{shown}; "
             f"{100 * share:.1f}% of the new training tokens are [UNK]"

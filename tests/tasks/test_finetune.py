@@ -433,3 +433,23 @@ def test_captioning_finetune_on_a_new_colour_raises_bleu4(tmp_path):
         + ["finetune.freeze=[cnn]"],
     )
     _assert_rises(result, "bleu_4", 0.1, "captioning")
+
+
+def test_a_finetuning_recipe_takes_the_base_recipe_but_not_its_run_folder(tiny_export):
+    base = resolve_recipe({"init_from": str(tiny_export)})
+    saved = (tiny_export / "1/assets.extra/recipe.yaml").read_text()
+    assert "run:\n  dir: runs\n" not in saved  # the session trained it elsewhere
+    assert base["run"]["dir"] == "runs" and base["name"] == "tiny"
+    assert base["export"]["dir"] == str(tiny_export.parent.resolve())
+    assert base["model"]["decoder"]["units"] == 16
+
+
+def test_zoo_evaluate_scores_every_tree_of_a_treebank_folder(trained_parsing, tmp_path, capsys):
+    folder = write_shifted_treebank(tmp_path / "trees", {"a": 4, "b": 3})
+    export = Path(trained_parsing[1]["export_dir"])
+    output = tmp_path / "parsing.json"
+    code = cli.main(["evaluate", str(export), "--data", str(folder), "--output", str(output)])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads(output.read_text())
+    assert metrics["examples"] == 7 and metrics["split"] == "all"
+    assert metrics["well_formed"] == 100.0 and 0 <= metrics["f1"] <= 100
