@@ -34,11 +34,11 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 def _train(recipe: dict, command: str) -> int:
     """Prints and saves the resolved recipe, then trains (or fine-tunes) and exports."""
-    from zoo.config import dump_recipe, save_recipe
+    from zoo.config import dump_recipe, run_folder, save_recipe
 
     print("# resolved recipe")
     print(dump_recipe(recipe))
-    run_dir = Path(recipe["run"]["dir"]) / recipe["name"]
+    run_dir = run_folder(recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_recipe(recipe, run_dir / "recipe.yaml")
     print(f"# saved to {run_dir / 'recipe.yaml'}")
@@ -109,7 +109,8 @@ def _export_recipe(args, command: str) -> dict | None:
             task = read_base_recipe(init_from, source="")["recipe"]["task"]
             raw["data"] = _data_section(task, args.data, args.format)
             if command == "evaluate" and raw["data"]["kind"] == "treebank":
-                # Every file is evaluation data (`--set data.test_files=...` to choose).
+                # Every file is evaluation data (with --split test, `--set
+                # data.test_files=...` chooses).
                 raw["data"]["test_files"] = ["*"]
         elif args.format:
             raise ValueError("--format describes --data: give the data too")

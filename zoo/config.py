@@ -45,6 +45,7 @@ __all__ = [
     "default_recipe",
     "dump_recipe",
     "read_base_recipe",
+    "run_folder",
     "get_schema",
     "in_range",
     "increasing",
@@ -855,6 +856,20 @@ _FREE_MODEL_KEYS = {"dropout", "doubly_stochastic", "fine_tune_from", "learning_
 _FREE_MODEL_KEYS |= {"weights"}  # the base export's weights replace them anyway
 # Data settings the model was built for, kept when a fine-tuning recipe brings new data.
 _MODEL_BOUND_DATA_KEYS = ("image_size",)
+# ... and those kept when the new data is of the same kind (a TSV's direction).
+_SAME_KIND_DATA_KEYS = ("columns", "reverse")
+# Settings that name new data: with one of them, a data section replaces the base's.
+_NEW_DATA_KEYS = ("kind", "path", "source_path", "target_path", "images")
+
+
+def run_folder(recipe: Mapping[str, Any]) -> Path:
+    """`run.dir/<name>`; a fine-tuning's is `run.dir/<name>-finetune`.
+
+    A fine-tuning exports beside its base under the base's name, but keeps
+    its checkpoints, logs and backup apart from the run that trained the base.
+    """
+    suffix = "-finetune" if recipe.get("init_from") else ""
+    return Path(recipe["run"]["dir"]) / f"{recipe['name']}{suffix}"
 
 
 def read_base_recipe(init_from: str, *, source: str = "<recipe>") -> dict:
@@ -898,8 +913,11 @@ def read_base_recipe(init_from: str, *, source: str = "<recipe>") -> dict:
 def _merge_with_base(recipe: dict, base: dict, source: str) -> dict:
     """The base export's recipe, with what the fine-tuning recipe sets over it.
 
-    A `data` section replaces the base's (but for the settings the model was
-    built for, like `image_size`); other sections are merged key by key. The
+    A `data` section that names data (a kind or a path) replaces the base's,
+    but for the settings the model was built for (`image_size`) and, for data
+    of the same kind, a TSV's direction (`columns`, `reverse`); a `data`
+    section that only adjusts (`validation_size`) and the other sections
+    are merged key by key. The
     name and export folder default to the base's, so the result is exported
     as the base's next version.
     """
@@ -917,9 +935,13 @@ def _merge_with_base(recipe: dict, base: dict, source: str) -> dict:
     merged["export"]["version"] = None
     merged.pop("run", None)  # the base's run folder may be anywhere: this run's default
     for key, value in recipe.items():
-        if key == "data" and isinstance(value, Mapping):
-            kept = {k: v for k, v in base_recipe["data"].items() if k in _MODEL_BOUND_DATA_KEYS}
-            merged["data"] = {**kept, **copy.deepcopy(dict(value))}
+        if key == "data" and isinstance(value, Mapping) and set(value) & set(_NEW_DATA_KEYS):
+            base_data = base_recipe["data"]
+            kept = _MODEL_BOUND_DATA_KEYS
+            if value.get("kind", base_data.get("kind")) == base_data.get("kind"):
+                kept += _SAME_KIND_DATA_KEYS
+            merged["data"] = {k: v for k, v in base_data.items() if k in kept}
+            merged["data"].update(copy.deepcopy(dict(value)))
         elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = _deep_merge(merged[key], value)
         else:

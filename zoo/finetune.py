@@ -134,17 +134,23 @@ def adapt_vocabularies(
                 tokenizer,
                 texts[key],
                 limit=options["new_tokens"],
-                min_count=options["min_count"],
+                # A closed vocabulary takes every new symbol, however rare.
+                min_count=1 if key in closed else options["min_count"],
                 vocab_size=recipe["tokenizer"].get("vocab_size") or tokenizer.vocab_size,
             )
-        elif key in closed:
-            missing = new_tokens(tokenizer, texts[key], limit=20, min_count=1, vocab_size=0)
+        new = extended(tokenizer, added) if added else tokenizer
+        if key in closed:
+            missing = new_tokens(new, texts[key], limit=20, min_count=1, vocab_size=0)
             if missing:
+                how = (
+                    f"raise finetune.new_tokens (now {options['new_tokens']})"
+                    if options["vocab"] == "extend"
+                    else "fine-tune with finetune.vocab=extend to add them"
+                )
                 raise FinetuneError(
                     f"the new data has {key} symbols the model cannot write: "
-                    f"{' '.join(missing)}; fine-tune with finetune.vocab=extend to add them"
+                    f"{' '.join(missing)}; {how}"
                 )
-        new = extended(tokenizer, added) if added else tokenizer
         share = unknown_share(new, texts[key])
         report[key] = {
             "size": new.vocab_size,
@@ -497,6 +503,15 @@ def finetune(recipe: dict, *, log: Callable = print, callbacks: list | tuple = (
     if grown:
         log(f"finetune: new vocabulary rows in {', '.join(grown)} (the optimizer starts afresh)")
     freeze_parts(model, options["freeze"])
+    trainable_paths = {v.path for v in model.trainable_weights}
+    stuck = [path for path in grown if path not in trainable_paths]
+    if stuck:
+        raise RecipeError(
+            f"{', '.join(options['freeze'])} holds {', '.join(stuck)}, which finetune.vocab=extend "
+            "grew: frozen, its new rows would keep their starting values and the new tokens "
+            "would never be learned. Freeze other parts, or keep the vocabularies",
+            key="finetune.freeze",
+        )
     multipliers = part_multipliers(model, options["learning_rate_multipliers"])
     trainable = _weight_count(model.trainable_weights)
     frozen = f"{', '.join(options['freeze'])} frozen; " if options["freeze"] else ""

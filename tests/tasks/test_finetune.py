@@ -74,7 +74,7 @@ def test_the_tatoeba_finetuning_recipe_extends_the_vocabulary_and_exports_versio
             "data.validation_size=10",
             "data.test_size=10",
             "train.epochs=1",
-            "finetune.freeze=[encoder]",
+            "finetune.freeze=[attention]",
         ],
     )
     logs = []
@@ -90,7 +90,7 @@ def test_the_tatoeba_finetuning_recipe_extends_the_vocabulary_and_exports_versio
     metrics = json.loads((extra / "metrics.json").read_text())
     finetune_metrics = metrics["finetune"]
     assert finetune_metrics["base"] == str((export / "1").resolve())
-    assert finetune_metrics["frozen"] == ["encoder"]
+    assert finetune_metrics["frozen"] == ["attention"]
     for when in ("validation_before", "validation_after"):
         assert finetune_metrics[when]["examples"] == 10
         assert 0 <= finetune_metrics[when]["bleu"] <= 100
@@ -99,12 +99,13 @@ def test_the_tatoeba_finetuning_recipe_extends_the_vocabulary_and_exports_versio
     assert f"init_from: {(export / '1').resolve()}" in saved and "vocab: extend" in saved
     text = "\n".join(logs)
     assert "validation before: BLEU" in text and "validation after: BLEU" in text
-    assert "encoder frozen" in text
-    # The frozen encoder did not move; the decoder did.
+    assert "attention frozen" in text
+    # The frozen attention did not move; the rest of the decoder did.
     old, new = load_base(export / "1").model, load_base(export / "2").model
-    np.testing.assert_array_equal(
-        np.asarray(old.encoder.rnns[0].weights[0]), np.asarray(new.encoder.rnns[0].weights[0])
-    )
+    for before, after in zip(
+        old.decoder.attention_layer.weights, new.decoder.attention_layer.weights, strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
     assert not np.allclose(
         np.asarray(old.decoder.output_dense.kernel), np.asarray(new.decoder.output_dense.kernel)
     )
@@ -161,7 +162,9 @@ def test_extend_leaves_the_outputs_for_old_tokens_unchanged(trained_translation)
     np.testing.assert_array_equal(new_tokens, old_tokens)
 
 
-def test_parsing_finetune_learns_a_new_label_only_with_extend(trained_parsing, tmp_path):
+def test_parsing_finetune_refuses_a_new_label_without_extend_and_adds_it_with(
+    trained_parsing, tmp_path
+):
     export = _copy_export(trained_parsing[1], tmp_path)
     folder = write_shifted_treebank(tmp_path / "trees", {"train": 60, "dev": 10, "test": 10})
     data = {
@@ -200,7 +203,7 @@ def test_parsing_finetune_learns_a_new_label_only_with_extend(trained_parsing, t
     assert "F1" in "\n".join(logs)
 
 
-def test_captioning_finetune_with_a_frozen_cnn_learns_a_new_colour_word(
+def test_captioning_finetune_adds_a_new_colour_word_and_leaves_the_frozen_cnn(
     trained_captioning, tmp_path
 ):
     import zoo
@@ -222,6 +225,15 @@ def test_captioning_finetune_with_a_frozen_cnn_learns_a_new_colour_word(
     metrics = json.loads((extra / "metrics.json").read_text())
     assert metrics["finetune"]["validation_before"]["examples"] == 6
     assert "train: the encoder is frozen; training on its cached features" in logs
+    # The frozen CNN did not move.
+    from zoo.finetune import load_base
+
+    old, new = load_base(export / "1").model, load_base(export / "2").model
+    assert old.encoder.backbone.weights
+    for before, after in zip(
+        old.encoder.backbone.weights, new.encoder.backbone.weights, strict=True
+    ):
+        np.testing.assert_array_equal(np.asarray(before), np.asarray(after))
     caption = zoo.load(export).caption(str(tmp_path / "pink/images/scene0.png"))
     assert caption.attention.shape[1:] == (3, 3)
 
@@ -298,6 +310,22 @@ def test_a_recipe_that_changes_the_models_shape_is_refused(tiny_export, tmp_path
         load_recipe(recipe)
     code, err = _cli(capsys, "run", str(recipe))
     assert code == 2 and "tokenizer.kind" in err and "Traceback" not in err
+
+
+def test_freezing_a_part_whose_vocabulary_grows_is_refused_before_training(tiny_export, tmp_path):
+    tsv = write_shifted_translation(tmp_path / "shifted.tsv", 40)
+    data = {"kind": "tsv", "path": str(tsv), "validation_size": 5, "test_size": 5}
+    logs = []
+    with pytest.raises(RecipeError, match=r"finetune.freeze: encoder holds .*embeddings"):
+        _finetune(
+            tiny_export,
+            tmp_path,
+            data,
+            ["finetune.vocab=extend", "finetune.freeze=[encoder]"],
+            logs,
+        )
+    assert not any(line.startswith(("train:", "validation")) for line in logs)
+    assert sorted(p.name for p in tiny_export.iterdir()) == ["1"]
 
 
 def test_freezing_a_part_the_model_lacks_is_refused(tiny_export, tmp_path):
@@ -442,6 +470,18 @@ def test_a_finetuning_recipe_takes_the_base_recipe_but_not_its_run_folder(tiny_e
     assert base["run"]["dir"] == "runs" and base["name"] == "tiny"
     assert base["export"]["dir"] == str(tiny_export.parent.resolve())
     assert base["model"]["decoder"]["units"] == 16
+    # A data section that names no data adjusts the base's; one that does replaces it.
+    adjusted = resolve_recipe({"init_from": str(tiny_export), "data": {"validation_size": 7}})
+    assert adjusted["data"]["kind"] == "synthetic" and adjusted["data"]["size"] == 300
+    assert adjusted["data"]["validation_size"] == 7
+    tsv = write_shifted_translation(tiny_export.parent / "x.tsv", 3)
+    replaced = resolve_recipe(
+        {"init_from": str(tiny_export), "data": {"path": str(tsv), "kind": "tsv"}}
+    )
+    assert replaced["data"]["size"] == 20000  # the default, not the base's 300
+    from zoo.config import run_folder
+
+    assert run_folder(base) == Path("runs/tiny-finetune")
 
 
 def test_zoo_evaluate_scores_every_tree_of_a_treebank_folder(trained_parsing, tmp_path, capsys):

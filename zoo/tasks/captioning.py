@@ -274,9 +274,17 @@ def encoder_is_frozen(model: Captioner) -> bool:
 def compile_model(
     model: Captioner, train: dict, steps_per_epoch: int | None, multipliers: dict | None = None
 ) -> None:
-    """Compiles for `fit`; `multipliers` (variable path -> factor) add to the encoder's own."""
+    """Compiles for `fit`; `multipliers` (variable path -> factor) scale the encoder's own."""
+    import re
+
     optimizer = make_optimizer(train, steps_per_epoch)
-    multipliers = {**model.encoder.learning_rate_multipliers(), **(multipliers or {})}
+    own = model.encoder.learning_rate_multipliers()
+    combined = dict(own)
+    for path, factor in (multipliers or {}).items():
+        # The backbone's own factor (encoder.learning_rate_multiplier) still applies.
+        matches = [m for pattern, m in own.items() if re.fullmatch(pattern, path)]
+        combined[path] = factor * (matches[0] if matches else 1.0)
+    multipliers = combined
     if multipliers:
         optimizer = LearningRateMultipliers(optimizer, multipliers)
     model.compile(

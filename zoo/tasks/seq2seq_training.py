@@ -252,7 +252,9 @@ def start_run(recipe: dict, log) -> tuple[Path, float]:
     """
     keras.utils.set_random_seed(recipe["train"]["seed"])
     started = time.time()
-    run_dir = Path(recipe["run"]["dir"]) / recipe["name"]
+    from zoo.config import run_folder
+
+    run_dir = run_folder(recipe)
     run_dir.mkdir(parents=True, exist_ok=True)
     check_export_target(recipe)
     discard_stale_backup(run_dir, recipe, log)
