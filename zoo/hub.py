@@ -152,10 +152,10 @@ def resolve_export_dir(path: str | os.PathLike, version: int | None = None) -> P
             raise ValueError(f"{path} is already a version folder; drop version={version}")
         return path
     if not path.exists():
-        if path.name.isdigit() and existing_versions(path.parent):
+        present = existing_versions(path.parent) if path.name.isdigit() else []
+        if present:
             raise FileNotFoundError(
-                f"{path.parent} has no version {path.name}; "
-                f"versions present: {existing_versions(path.parent)}"
+                f"{path.parent} has no version {path.name}; versions present: {present}"
             )
         raise FileNotFoundError(f"no exported model at {path}")
     versions = existing_versions(path)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.tasks.processes import call_zoo
 from tests.tasks.shifted_data import (
     write_shifted_scenes,
     write_shifted_translation,
@@ -244,25 +245,29 @@ def tiny_export(trained_translation, tmp_path):
     return _copy_export(trained_translation[1], tmp_path)
 
 
-def _cli(capsys, *args) -> tuple[int, str]:
-    code = cli.main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.err
+@pytest.fixture
+def zoo_cli(capsys, monkeypatch, tmp_path):
+    """`zoo ARGS` in this process (`call_zoo`), in the test's folder: (exit status, stderr)."""
+
+    def run(*args):
+        proc = call_zoo(capsys, monkeypatch, *args, cwd=tmp_path)
+        return proc.returncode, proc.stderr
+
+    return run
 
 
-def test_finetune_of_a_version_that_does_not_exist_is_refused(tiny_export, capsys):
+def test_finetune_of_a_version_that_does_not_exist_is_refused(tiny_export, zoo_cli):
     before = _digest(tiny_export)
-    code, err = _cli(capsys, "finetune", str(tiny_export), "--version", "7", "--data", "x.tsv")
+    code, err = zoo_cli("finetune", str(tiny_export), "--version", "7", "--data", "x.tsv")
     assert code == 2
     assert f"init_from: {tiny_export} has no version 7; versions present: [1]" in err
     assert _digest(tiny_export) == before
 
 
-def test_data_in_the_wrong_format_is_refused_before_training(tiny_export, tmp_path, capsys):
+def test_data_in_the_wrong_format_is_refused_before_training(tiny_export, tmp_path, zoo_cli):
     folder = write_shifted_treebank(tmp_path / "trees", {"train": 5})
     before = _digest(tiny_export)
-    code, err = _cli(
-        capsys,
+    code, err = zoo_cli(
         "finetune",
         str(tiny_export),
         "--data",
@@ -273,17 +278,14 @@ def test_data_in_the_wrong_format_is_refused_before_training(tiny_export, tmp_pa
     assert code == 2 and "train.mrg" in err and "Traceback" not in err
     assert _digest(tiny_export) == before
     # A format the task does not read is named by its key.
-    code, err = _cli(
-        capsys, "finetune", str(tiny_export), "--data", str(folder), "--format", "treebank"
-    )
+    code, err = zoo_cli("finetune", str(tiny_export), "--data", str(folder), "--format", "treebank")
     assert code == 2 and "data.kind: expected one of 'synthetic', 'tsv', 'parallel'" in err
 
 
-def test_a_recipe_that_changes_the_models_shape_is_refused(tiny_export, tmp_path, capsys):
+def test_a_recipe_that_changes_the_models_shape_is_refused(tiny_export, tmp_path, zoo_cli):
     tsv = write_shifted_translation(tmp_path / "shifted.tsv", 30)
     before = _digest(tiny_export)
-    code, err = _cli(
-        capsys,
+    code, err = zoo_cli(
         "finetune",
         str(tiny_export),
         "--data",
@@ -308,7 +310,7 @@ def test_a_recipe_that_changes_the_models_shape_is_refused(tiny_export, tmp_path
         from zoo.config import load_recipe
 
         load_recipe(recipe)
-    code, err = _cli(capsys, "run", str(recipe))
+    code, err = zoo_cli("run", str(recipe))
     assert code == 2 and "tokenizer.kind" in err and "Traceback" not in err
 
 

@@ -186,12 +186,9 @@ def load_splits(data: dict) -> CaptionSplits:
 
 
 def read_examples(data: dict) -> tuple[list[CaptionExample], str]:
-    """Every image a `data` section names, unsplit (what `zoo evaluate --data` scores)."""
+    """Every image of a real data section, unsplit (what `zoo evaluate --data` scores)."""
     from zoo.data import caption_readers
 
-    if data["kind"] == "synthetic":
-        splits = load_splits(data)
-        return splits.train + splits.validation + splits.test, splits.report
     verify = data["verify_images"]
     if data["kind"] == "coco":
         records, report = caption_readers.read_coco_captions(

@@ -108,10 +108,7 @@ def load_splits(data: dict) -> ParseSplits:
 
 
 def read_examples(data: dict) -> tuple[list[ParseExample], str]:
-    """Every tree a `data` section names, unsplit (what `zoo evaluate --data` scores)."""
-    if data["kind"] == "synthetic":
-        splits = load_splits(data)
-        return splits.train + splits.validation + splits.test, splits.report
+    """Every tree of a treebank data section, unsplit (what `zoo evaluate --data` scores)."""
     by_file = read_treebank(data["path"], pattern=data["pattern"])
     examples = examples_from_trees(tree for trees in by_file.values() for tree in trees)
     return examples, f"treebank {data['path']}: {len(by_file)} files, {len(examples)} trees"

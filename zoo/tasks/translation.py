@@ -119,10 +119,7 @@ def _read_files(data: dict):
 
 
 def read_examples(data: dict) -> tuple[list[Pair], str]:
-    """Every pair a `data` section names, unsplit (what `zoo evaluate --data` scores)."""
-    if data["kind"] == "synthetic":
-        splits = load_splits(data)
-        return splits.train + splits.validation + splits.test, splits.report
+    """Every pair of a `tsv` or `parallel` data section, unsplit (what `zoo evaluate --data` scores)."""
     pairs, report = _read_files(data)
     return pairs, report.summary()
 
