@@ -17,9 +17,9 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from zoo import runner
 from zoo.config import load_recipe  # noqa: E402
 from zoo.plots import plot_bleu_by_length  # noqa: E402
-from zoo.tasks import translation  # noqa: E402
 
 RECIPES = {
     "attention": "recipes/translation.yaml",
@@ -47,7 +47,7 @@ def main(argv=None) -> None:
             path, [*args.set, f"export.dir={workdir}/saved_models", f"run.dir={workdir}/runs"]
         )
         print(f"== {label}: {path} {' '.join(args.set)}", flush=True)
-        result = translation.run(recipe, log=lambda line: print(f"   {line}", flush=True))
+        result = runner.train(recipe, log=lambda line: print(f"   {line}", flush=True))
         series[label] = result["metrics"]["bleu_by_length"]
         totals[label] = result["metrics"]["bleu"]
 

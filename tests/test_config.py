@@ -3,7 +3,6 @@ import textwrap
 
 import pytest
 
-from zoo import config
 from zoo.config import (
     REQUIRED,
     Field,
@@ -16,6 +15,7 @@ from zoo.config import (
     load_recipe,
     parse_override_value,
     positive,
+    recipes,
     register_task_schema,
     resolve_recipe,
     save_recipe,
@@ -25,7 +25,7 @@ from zoo.config import (
 @pytest.fixture
 def scratch_registry(monkeypatch):
     """Task schemas registered by a test disappear after it."""
-    monkeypatch.setattr(config, "_TASK_SCHEMAS", dict(config._TASK_SCHEMAS))
+    monkeypatch.setattr(recipes, "_TASK_SCHEMAS", dict(recipes._TASK_SCHEMAS))
 
 
 def write(folder, text, name="recipe.yaml"):

@@ -8,6 +8,9 @@ zoo.plot_attention(result, "attention.png")
 
 __version__ = "0.1.0"
 
+# The task registry installs the catalog recipes read task schemas from.
+import zoo.tasks  # noqa: E402, F401
+
 
 def load(path, version=None):
     """Loads an exported model (see `zoo.hub.load`)."""

@@ -13,22 +13,20 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _user_errors() -> tuple[type[Exception], ...]:
+def _user_errors(task: str) -> tuple[type[Exception], ...]:
     """Problems with the user's recipe, files or exports: a message and exit 2, no traceback."""
     from zoo.config import RecipeError
-    from zoo.data.translation_readers import DataFormatError
-    from zoo.data.treebank import TreebankFormatError
     from zoo.finetune import FinetuneError
+    from zoo.tasks import get_task
 
     # FileExistsError: an export version that exists; FinetuneError: data the
-    # base model cannot be fine-tuned on.
+    # base model cannot be fine-tuned on; the task's own: data it cannot read.
     return (
         RecipeError,
         FileNotFoundError,
         FileExistsError,
-        DataFormatError,
-        TreebankFormatError,
         FinetuneError,
+        *get_task(task).user_errors,
     )
 
 
@@ -43,15 +41,11 @@ def _train(recipe: dict, command: str) -> int:
     save_recipe(recipe, run_dir / "recipe.yaml")
     print(f"# saved to {run_dir / 'recipe.yaml'}")
 
-    from zoo.finetune import finetune
-    from zoo.tasks import get_task
+    from zoo import runner
 
     try:
-        if recipe["init_from"] is not None:
-            result = finetune(recipe)
-        else:
-            result = get_task(recipe["task"]).run(recipe)
-    except _user_errors() as error:
+        result = runner.run(recipe)
+    except _user_errors(recipe["task"]) as error:
         print(f"zoo {command}: {error}", file=sys.stderr)
         return 2
     print(f"# exported to {result['export_dir']}")
@@ -69,35 +63,6 @@ def cmd_run(args) -> int:
     return _train(recipe, "run")
 
 
-def _guess_format(task: str, paths: list[str]) -> str:
-    """The data kind for `--data` without `--format`: from the task and the file."""
-    if task == "translation":
-        return "parallel" if len(paths) == 2 else "tsv"
-    if task == "parsing":
-        return "treebank"
-    if paths[0].endswith(".json"):
-        try:
-            with open(paths[0], encoding="utf-8") as file:
-                head = json.load(file)
-        except (OSError, ValueError):
-            return "coco"  # the reader names the problem
-        return "coco" if isinstance(head, dict) and "annotations" in head else "karpathy"
-    return "flickr8k"
-
-
-def _data_section(task: str, paths: list[str], kind: str | None) -> dict:
-    kind = kind or _guess_format(task, paths)
-    if kind == "parallel":
-        if len(paths) != 2:
-            raise ValueError(
-                "--format parallel takes two files: --data SOURCES.txt --data TARGETS.txt"
-            )
-        return {"kind": kind, "source_path": paths[0], "target_path": paths[1]}
-    if len(paths) != 1:
-        raise ValueError(f"--format {kind} takes one --data path; got {len(paths)}")
-    return {"kind": kind, "path": paths[0]}
-
-
 def _export_recipe(args, command: str) -> dict | None:
     """The recipe of `zoo finetune` / `zoo evaluate`: the export's, with --data and --set."""
     from zoo.config import RecipeError, read_base_recipe, resolve_recipe
@@ -106,12 +71,10 @@ def _export_recipe(args, command: str) -> dict | None:
     try:
         raw: dict = {"init_from": init_from}
         if args.data:
-            task = read_base_recipe(init_from, source="")["recipe"]["task"]
-            raw["data"] = _data_section(task, args.data, args.format)
-            if command == "evaluate" and raw["data"]["kind"] == "treebank":
-                # Every file is evaluation data (with --split test, `--set
-                # data.test_files=...` chooses).
-                raw["data"]["test_files"] = ["*"]
+            from zoo.tasks import get_task
+
+            task = get_task(read_base_recipe(init_from, source="")["recipe"]["task"])
+            raw["data"] = task.data_section(args.data, args.format, command)
         elif args.format:
             raise ValueError("--format describes --data: give the data too")
         # No source: the message already starts with "zoo <command>:".
@@ -130,12 +93,12 @@ def cmd_evaluate(args) -> int:
     recipe = _export_recipe(args, "evaluate")
     if recipe is None:
         return 2
-    from zoo.finetune import evaluate_export
+    from zoo.runner import evaluate_export
 
     split = args.split or ("all" if args.data else "test")
     try:
         metrics = evaluate_export(recipe, split=split)
-    except _user_errors() as error:
+    except _user_errors(recipe["task"]) as error:
         print(f"zoo evaluate: {error}", file=sys.stderr)
         return 2
     version = Path(metrics["export"]).name
@@ -177,23 +140,17 @@ def cmd_predict(args) -> int:
         return 2
     for i, result in enumerate(results):
         if args.json:
-            payload = {"source": inputs[i], "text": result.text, "tokens": result.tokens}
-            if model.task == "parsing":
-                payload["linearized"] = result.linearized
-            payload["score"] = result.score
+            payload = {"source": inputs[i], **result.to_json()}
             print(json.dumps(payload, ensure_ascii=False))
         else:
-            print(result.text)
-            if model.task == "parsing" and result.tokens:
-                print(result.draw())
+            print(result.display())
         if args.plot and not result.tokens:
             print(f"# no attention plot for input {i + 1}: the output is empty", file=sys.stderr)
         elif args.plot:
             path = Path(args.plot)
             if len(results) > 1:
                 path = path.with_name(f"{path.stem}_{i}{path.suffix}")
-            title = Path(inputs[i]).name if model.task == "captioning" else inputs[i]
-            zoo.plot_attention(result, path, title=title)
+            zoo.plot_attention(result, path, title=result.plot_title(inputs[i]))
             print(f"# attention plot: {path}", file=sys.stderr)
     return 0
 
@@ -250,8 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_argument(
             "--format",
-            choices=("tsv", "parallel", "treebank", "flickr8k", "coco", "karpathy"),
-            help="the data's format (default: guessed from the task and the file)",
+            help="the data's format, one the model's task reads: e.g. tsv, parallel, "
+            "treebank, flickr8k, coco, karpathy (default: guessed from the task and the file)",
         )
         command.add_argument(
             "--set",

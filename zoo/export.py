@@ -21,19 +21,9 @@ import tensorflow as tf
 
 from zoo.atomic_file import current_umask
 from zoo.config import save_recipe
+from zoo.versions import existing_versions, next_version
 
-
-def existing_versions(base: str | os.PathLike) -> list[int]:
-    """The numeric version folders under `base`, ascending (TF Serving's convention)."""
-    base = Path(base)
-    if not base.is_dir():
-        return []
-    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
-
-
-def next_version(base: str | os.PathLike) -> int:
-    versions = existing_versions(base)
-    return versions[-1] + 1 if versions else 1
+__all__ = ["atomic_export", "existing_versions", "export_serving", "next_version", "write_json"]
 
 
 def atomic_export(
@@ -85,40 +75,43 @@ def write_json(obj) -> Callable[[Path], None]:
     )
 
 
-def export_task(
-    module,
-    function,
-    recipe: dict,
-    metrics: dict,
-    *,
-    method: str,
-    input_name: str,
-    tokenizers: dict,
-) -> Path:
-    """Exports a task's in-graph module (translator, parser, caption generator).
+def _spec(name: str, dtype: str, shape=()) -> tf.TensorSpec:
+    return tf.TensorSpec(list(shape), tf.as_dtype(dtype), name=name)
 
-    `function(inputs, beam_size=None, max_length=None)`, inputs a string
-    vector (sentences, or encoded images), is traced twice and served as
-    `serving_default` and `<method>` (inputs only, the recipe's decoding)
-    and `<method>_options` (with `beam_size` and `max_length`); it is also
-    kept as the module's `<method>` attribute, so the loaded object's
-    `<method>(...)` accepts both calls. `assets.extra/` gets the recipe,
-    `model.keras`, `metrics.json`, `<key>_vocab.txt` for each of
-    `tokenizers` and their configurations in `tokenizers.json`.
+
+def serving_signatures(module: tf.Module, signatures) -> dict:
+    """The concrete functions of the declared `signatures` (`zoo.tasks.base.Signature`).
+
+    Each signature's method is traced with its inputs (served as `<name>`,
+    and the first also as `serving_default`) and, when it has options, with
+    its inputs then its options (served as `<name>_options`). The traced
+    function is kept as the module's `<name>` attribute, so the loaded
+    object's `<name>(...)` accepts both calls.
     """
-    inputs_spec = tf.TensorSpec([None], tf.string, name=input_name)
-    beam_spec = tf.TensorSpec([], tf.int32, name="beam_size")
-    length_spec = tf.TensorSpec([], tf.int32, name="max_length")
-    traced = tf.function(function, autograph=False)
-    plain = traced.get_concrete_function(inputs_spec)
-    with_options = traced.get_concrete_function(inputs_spec, beam_spec, length_spec)
-    setattr(module, method, traced)
-    signatures = {
-        "serving_default": plain,
-        method: plain,
-        f"{method}_options": with_options,
-    }
-    model = module.model
+    served = {}
+    for signature in signatures:
+        inputs = [_spec(i.name, i.dtype, i.shape) for i in signature.inputs]
+        traced = tf.function(getattr(module, signature.method), autograph=False)
+        plain = traced.get_concrete_function(*inputs)
+        setattr(module, signature.name, traced)
+        if not served:
+            served["serving_default"] = plain
+        served[signature.name] = plain
+        if signature.options:
+            options = [_spec(o.name, o.dtype) for o in signature.options]
+            served[f"{signature.name}_options"] = traced.get_concrete_function(*inputs, *options)
+    return served
+
+
+def export_serving(module: tf.Module, signatures, recipe: dict, metrics: dict) -> Path:
+    """Exports a task's serving module with the signatures the task declares.
+
+    `module` holds `model` and `tokenizers` (a dict by key). `assets.extra/`
+    gets the recipe, `model.keras`, `metrics.json`, `<key>_vocab.txt` for
+    each tokenizer and their configurations in `tokenizers.json`.
+    """
+    served = serving_signatures(module, signatures)
+    model, tokenizers = module.model, module.tokenizers
     extras = {
         "recipe.yaml": lambda path: save_recipe(recipe, path),
         "model.keras": lambda path: model.save(path),
@@ -134,53 +127,7 @@ def export_task(
     return atomic_export(
         module,
         Path(recipe["export"]["dir"]) / recipe["name"],
-        signatures=signatures,
+        signatures=served,
         extras=extras,
         version=recipe["export"]["version"],
-    )
-
-
-def export_seq2seq(module, function, recipe: dict, metrics: dict, *, method: str, input_name: str):
-    """`export_task` for a module with `source_tokenizer` and `target_tokenizer`."""
-    tokenizers = {"source": module.source_tokenizer, "target": module.target_tokenizer}
-    return export_task(
-        module,
-        function,
-        recipe,
-        metrics,
-        method=method,
-        input_name=input_name,
-        tokenizers=tokenizers,
-    )
-
-
-def export_translation(translator, recipe: dict, metrics: dict) -> Path:
-    """Exports a `zoo.tasks.translation.Translator`: `translate(text)` and `translate_options`."""
-    return export_seq2seq(
-        translator,
-        translator.translate_text,
-        recipe,
-        metrics,
-        method="translate",
-        input_name="text",
-    )
-
-
-def export_parsing(parser, recipe: dict, metrics: dict) -> Path:
-    """Exports a `zoo.tasks.parsing.Parser`: `parse(sentence)` and `parse_options`."""
-    return export_seq2seq(
-        parser, parser.parse_text, recipe, metrics, method="parse", input_name="sentence"
-    )
-
-
-def export_captioning(generator, recipe: dict, metrics: dict) -> Path:
-    """Exports a `zoo.tasks.captioning.CaptionGenerator`: `caption(image)` and `caption_options`."""
-    return export_task(
-        generator,
-        generator.caption_images,
-        recipe,
-        metrics,
-        method="caption",
-        input_name="image",
-        tokenizers={"caption": generator.tokenizer},
     )

@@ -1,26 +1,18 @@
-"""Fine-tuning an export on new data, and evaluating an export on any data.
+"""Fine-tuning's pieces, for any task: the base export, vocabularies, weights, parts.
 
-`zoo finetune saved_models/<name> --data <path>` and a recipe with
-``init_from: saved_models/<name>`` both come here (`finetune`): the newest
-(or named) version's `model.keras` and vocabularies are loaded, the
-vocabularies kept or extended (`finetune.vocab`), parts frozen or slowed
-(`finetune.freeze`, `finetune.learning_rate_multipliers`), the new data's
-validation split decoded before and after training, and the result exported
-as the next version beside the base. The base version is only read.
-
-`zoo evaluate` (`evaluate_export`) decodes any data in a supported format
-with an export and scores it with the task's metrics.
-
-The three tasks differ only in their data, their in-graph decoder and their
-metrics; each has a `TaskAdapter` here.
+`zoo.runner.finetune` runs them (`zoo finetune saved_models/<name> --data
+<path>`, or a recipe with ``init_from``): the newest (or named) version's
+`model.keras` and vocabularies are loaded, the vocabularies kept or
+extended (`finetune.vocab`), the weights copied into the recipe's model,
+parts frozen or slowed (`finetune.freeze`,
+`finetune.learning_rate_multipliers`) as the task's `finetune_policy` names
+them. The base version is only read.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo.config import FINETUNE_PARTS, RecipeError
+from zoo.config import RecipeError
 from zoo.text import NUM_RESERVED, UNK_ID, tokenizer_from_config
-
-# When several parts hold a variable, the multiplier of the narrowest part applies.
-_NARROW_FIRST = ("embeddings", "attention", "cnn", "encoder", "decoder")
 
 
 class FinetuneError(ValueError):
@@ -136,7 +125,7 @@ def adapt_vocabularies(
                 limit=options["new_tokens"],
                 # A closed vocabulary takes every new symbol, however rare.
                 min_count=1 if key in closed else options["min_count"],
-                vocab_size=recipe["tokenizer"].get("vocab_size") or tokenizer.vocab_size,
+                vocab_size=recipe.get("tokenizer", {}).get("vocab_size") or tokenizer.vocab_size,
             )
         new = extended(tokenizer, added) if added else tokenizer
         if key in closed:
@@ -220,29 +209,8 @@ def transfer_weights(source: keras.Model, target: keras.Model) -> list[str]:
 
 
 # --- parts: freezing and learning rates -----------------------------------------------------
-def model_parts(model: keras.Model) -> dict[str, list]:
-    """The layers each part of `FINETUNE_PARTS` names in a `Seq2Seq` or a `Captioner`."""
-    from zoo.models import Captioner
-
-    decoder = model.decoder
-    attention = [decoder.attention_layer] if decoder.attention_layer is not None else []
-    if isinstance(model, Captioner):
-        return {
-            "encoder": [model.encoder],
-            "cnn": [model.encoder.backbone],
-            "decoder": [decoder],
-            "attention": attention,
-            "embeddings": [decoder.embedding],
-        }
-    return {
-        "encoder": [model.encoder],
-        "decoder": [decoder],
-        "attention": attention,
-        "embeddings": [model.encoder.embedding, decoder.embedding],
-    }
-
-
-def _check_parts(parts: dict, options: dict, task: str) -> None:
+def check_parts(task, parts: dict, options: dict) -> None:
+    """Refuses a part to freeze or slow down that the model lacks (attention `none`)."""
     named = [("finetune.freeze", p) for p in options["freeze"]]
     named += [
         (f"finetune.learning_rate_multipliers.{p}", p)
@@ -251,25 +219,30 @@ def _check_parts(parts: dict, options: dict, task: str) -> None:
     ]
     for key, part in named:
         if not parts.get(part):
-            have = ", ".join(p for p in FINETUNE_PARTS if parts.get(p))
-            raise RecipeError(f"a {task} model has no {part!r} part (its parts: {have})", key=key)
+            have = ", ".join(p for p in task.finetune_policy.parts if parts.get(p))
+            raise RecipeError(
+                f"a {task.name} model has no {part!r} part (its parts: {have})", key=key
+            )
 
 
-def freeze_parts(model: keras.Model, freeze: list[str]) -> None:
+def freeze_parts(task, model: keras.Model, freeze: list[str]) -> None:
     """Makes the layers of the named parts non-trainable."""
-    parts = model_parts(model)
+    parts = task.model_parts(model)
     for part in freeze:
         for layer in parts[part]:
             layer.trainable = False
 
 
-def part_multipliers(model: keras.Model, multipliers: dict[str, float | None]) -> dict[str, float]:
+def part_multipliers(
+    task, model: keras.Model, multipliers: dict[str, float | None]
+) -> dict[str, float]:
     """`{variable path: factor}` for the trainable variables of the parts given a factor.
 
     A variable in several parts (the decoder's attention is in `decoder` and
-    `attention`) takes the factor of the narrowest part that has one.
+    `attention`) takes the factor of the narrowest part that has one
+    (`finetune_policy.narrowest_first`).
     """
-    parts = model_parts(model)
+    parts = task.model_parts(model)
     owners: dict[int, list[str]] = {}
     for part, layers in parts.items():
         for layer in layers:
@@ -277,7 +250,7 @@ def part_multipliers(model: keras.Model, multipliers: dict[str, float | None]) -
                 owners.setdefault(id(variable), []).append(part)
     result = {}
     for variable in model.trainable_weights:
-        for part in _NARROW_FIRST:
+        for part in task.finetune_policy.narrowest_first:
             if part in owners.get(id(variable), ()) and multipliers.get(part) is not None:
                 if multipliers[part] != 1.0:
                     result[variable.path] = float(multipliers[part])
@@ -289,224 +262,13 @@ def _weight_count(variables) -> int:
     return int(sum(np.prod(v.shape) for v in variables))
 
 
-# --- the tasks ------------------------------------------------------------------------------
-class TaskAdapter:
-    """What `finetune` and `evaluate_export` need from a task."""
+def freeze_and_slow(task, model: keras.Model, options: dict, grown: list[str], log) -> dict:
+    """Freezes `finetune.freeze`; returns the learning-rate factors of the other parts.
 
-    closed_vocabularies: tuple[str, ...] = ()
-
-    def __init__(self, module):
-        self.module = module
-        self._functions: dict = {}
-
-    def function(self, method):
-        """`tf.function(method)`, traced once per decoder however many times it evaluates."""
-        key = (id(method.__self__), method.__name__)
-        if key not in self._functions:
-            self._functions[key] = tf.function(method, autograph=False, reduce_retracing=True)
-        return self._functions[key]
-
-    def load_splits(self, data: dict):
-        return self.module.load_splits(data)
-
-    def read_examples(self, data: dict):
-        """Every example a data section names, unsplit; generated data: all three splits."""
-        if data["kind"] == "synthetic":
-            splits = self.load_splits(data)
-            return splits.train + splits.validation + splits.test, splits.report
-        return self.module.read_examples(data)
-
-    def format_metrics(self, metrics: dict) -> str:
-        return self.module.format_metrics(metrics)
-
-
-class Seq2SeqAdapter(TaskAdapter):
-    """Translation and parsing: a `Seq2Seq` between a source and a target tokenizer."""
-
-    def build_model(self, recipe: dict, tokenizers: dict) -> keras.Model:
-        from zoo.tasks.seq2seq_training import build_model
-
-        dtype = "mixed_bfloat16" if recipe["train"]["mixed_precision"] else None
-        return build_model(
-            recipe["model"], tokenizers["source"].vocab_size, tokenizers["target"].vocab_size, dtype
-        )
-
-    def datasets(self, recipe, model, tokenizers, splits, run_dir, log):
-        from zoo.tasks.seq2seq_training import text_datasets
-
-        texts = {}
-        for split in ("train", "validation"):
-            pairs = self.pairs(getattr(splits, split))
-            texts[split] = ([s for s, _ in pairs], [t for _, t in pairs])
-        return text_datasets(
-            recipe,
-            tokenizers["source"],
-            tokenizers["target"],
-            texts,
-            log,
-            max_source_tokens=self.max_source_tokens(recipe),
-        )
-
-    def compile(self, model, train, steps, multipliers):
-        from zoo.tasks.seq2seq_training import compile_model
-
-        compile_model(model, train, steps, multipliers)
-
-    def vocabulary_texts(self, splits) -> dict[str, list[str]]:
-        pairs = self.pairs(splits.train)
-        return {"source": [s for s, _ in pairs], "target": [t for _, t in pairs]}
-
-
-class TranslationAdapter(Seq2SeqAdapter):
-    headline = staticmethod(lambda m: f"BLEU {m['bleu']:.2f}, chrF {m['chrf']:.2f}")
-
-    def pairs(self, examples):
-        return [(p.source, p.target) for p in examples]
-
-    def max_source_tokens(self, recipe):
-        return recipe["data"]["max_source_tokens"]
-
-    def decoder(self, model, tokenizers, recipe):
-        return self.module.Translator(model, tokenizers["source"], tokenizers["target"], recipe)
-
-    def evaluate(self, model, decoder, examples, recipe, *, final=False):
-        fn = self.function(decoder.translate_text)
-        return self.module.evaluate(model, decoder, examples, recipe["evaluate"], translate_fn=fn)
-
-    def export(self, decoder, recipe, metrics):
-        from zoo.export import export_translation
-
-        return export_translation(decoder, recipe, metrics)
-
-
-class ParsingAdapter(Seq2SeqAdapter):
-    closed_vocabularies = ("target",)
-    headline = staticmethod(lambda m: f"F1 {m['f1']:.2f}, exact match {m['exact_match']:.1f}%")
-
-    def pairs(self, examples):
-        return [(e.sentence, e.linearized) for e in examples]
-
-    def max_source_tokens(self, recipe):
-        return recipe["data"]["max_train_words"]
-
-    def decoder(self, model, tokenizers, recipe, **overrides):
-        return self.module.Parser(
-            model, tokenizers["source"], tokenizers["target"], recipe, **overrides
-        )
-
-    def evaluate(self, model, decoder, examples, recipe, *, final=False):
-        parse_fn = self.function(decoder.parse_text)
-        free_fn = None
-        if final and recipe["evaluate"]["unconstrained"]:
-            free = self.decoder(
-                model,
-                {"source": decoder.source_tokenizer, "target": decoder.target_tokenizer},
-                recipe,
-                constrained=False,
-            )
-            free_fn = self.function(free.parse_text)
-        return self.module.evaluate(examples, parse_fn, recipe["evaluate"], free_fn)
-
-    def export(self, decoder, recipe, metrics):
-        from zoo.export import export_parsing
-
-        return export_parsing(decoder, recipe, metrics)
-
-
-class CaptioningAdapter(TaskAdapter):
-    headline = staticmethod(lambda m: f"BLEU-4 {m['bleu_4']:.3f}, CIDEr {m['cider']:.3f}")
-
-    def build_model(self, recipe, tokenizers):
-        dtype = "mixed_bfloat16" if recipe["train"]["mixed_precision"] else None
-        return self.module.build_model(
-            recipe["model"],
-            tokenizers["caption"].vocab_size,
-            recipe["data"]["image_size"],
-            dtype,
-            load_weights=False,
-        )
-
-    def datasets(self, recipe, model, tokenizers, splits, run_dir, log):
-        return self.module.make_datasets(recipe, model, tokenizers["caption"], splits, run_dir, log)
-
-    def compile(self, model, train, steps, multipliers):
-        self.module.compile_model(model, train, steps, multipliers)
-
-    def vocabulary_texts(self, splits):
-        return {"caption": [c for example in splits.train for c in example.captions]}
-
-    def decoder(self, model, tokenizers, recipe):
-        return self.module.CaptionGenerator(model, tokenizers["caption"], recipe)
-
-    def evaluate(self, model, decoder, examples, recipe, *, final=False):
-        fn = self.function(decoder.caption_images)
-        return self.module.evaluate(model, decoder, examples, recipe["evaluate"], caption_fn=fn)
-
-    def export(self, decoder, recipe, metrics):
-        from zoo.export import export_captioning
-
-        return export_captioning(decoder, recipe, metrics)
-
-
-def get_adapter(task: str) -> TaskAdapter:
-    from zoo.tasks import get_task
-
-    classes = {
-        "translation": TranslationAdapter,
-        "parsing": ParsingAdapter,
-        "captioning": CaptioningAdapter,
-    }
-    return classes[task](get_task(task))
-
-
-# --- fine-tuning ----------------------------------------------------------------------------
-def _timed_evaluation(adapter, model, decoder, examples, recipe, what: str, log, **kwargs):
-    started = time.time()
-    metrics = adapter.evaluate(model, decoder, examples, recipe, **kwargs)
-    log(
-        f"{what}: {adapter.headline(metrics)} on {metrics['examples']} examples "
-        f"({time.time() - started:.0f} s)"
-    )
-    return metrics
-
-
-def finetune(recipe: dict, *, log: Callable = print, callbacks: list | tuple = ()) -> dict:
-    """Fine-tunes the export `recipe["init_from"]` names and exports the next version.
-
-    Everything that can be refused (parts the model lacks, unreadable data,
-    symbols the model cannot write) is refused before training; the base
-    version is never written to. Returns what `zoo.tasks.*.run` returns,
-    with `metrics["finetune"]` holding the validation metrics before and
-    after training.
+    Refuses to freeze a weight whose vocabulary grew (its new rows would
+    never be learned).
     """
-    from zoo.tasks.seq2seq_training import finish_run, fit, start_run
-
-    if recipe["init_from"] is None:
-        raise RecipeError("required to fine-tune: the export to start from", key="init_from")
-    adapter = get_adapter(recipe["task"])
-    options = recipe["finetune"]
-    run_dir, started = start_run(recipe, log)
-    base = load_base(recipe["init_from"])
-    _check_parts(model_parts(base.model), options, recipe["task"])
-    log(f"finetune: from {base.path} ({base.model.count_params():,} parameters)")
-
-    splits = adapter.load_splits(recipe["data"])
-    log(f"data: {splits.report}")
-    sizes = {name: len(getattr(splits, name)) for name in ("train", "validation", "test")}
-    log(f"data: {sizes['train']} train, {sizes['validation']} validation, {sizes['test']} test")
-    tokenizers, vocabulary = adapt_vocabularies(
-        base.tokenizers,
-        adapter.vocabulary_texts(splits),
-        recipe,
-        log,
-        closed=adapter.closed_vocabularies,
-    )
-
-    model = adapter.build_model(recipe, tokenizers)
-    grown = transfer_weights(base.model, model)
-    if grown:
-        log(f"finetune: new vocabulary rows in {', '.join(grown)} (the optimizer starts afresh)")
-    freeze_parts(model, options["freeze"])
+    freeze_parts(task, model, options["freeze"])
     trainable_paths = {v.path for v in model.trainable_weights}
     stuck = [path for path in grown if path not in trainable_paths]
     if stuck:
@@ -516,65 +278,8 @@ def finetune(recipe: dict, *, log: Callable = print, callbacks: list | tuple = (
             "would never be learned. Freeze other parts, or keep the vocabularies",
             key="finetune.freeze",
         )
-    multipliers = part_multipliers(model, options["learning_rate_multipliers"])
+    multipliers = part_multipliers(task, model, options["learning_rate_multipliers"])
     trainable = _weight_count(model.trainable_weights)
     frozen = f"{', '.join(options['freeze'])} frozen; " if options["freeze"] else ""
     log(f"finetune: {frozen}{trainable:,} of {model.count_params():,} weights train")
-
-    datasets, token_counts = adapter.datasets(recipe, model, tokenizers, splits, run_dir, log)
-    steps = recipe["train"]["steps_per_epoch"] or int(datasets["train"].cardinality())
-    adapter.compile(model, recipe["train"], steps, multipliers)
-    decoder = adapter.decoder(model, tokenizers, recipe)
-
-    before = _timed_evaluation(
-        adapter, model, decoder, splits.validation, recipe, "validation before", log
-    )
-    training = fit(model, datasets, token_counts, recipe, run_dir, log=log, callbacks=callbacks)
-    after = _timed_evaluation(
-        adapter, model, decoder, splits.validation, recipe, "validation after", log
-    )
-    metrics = adapter.evaluate(model, decoder, splits.test, recipe, final=True)
-    metrics.update(training)
-    metrics["finetune"] = {
-        "base": str(base.path),
-        "vocabulary": vocabulary,
-        "frozen": list(options["freeze"]),
-        "validation_before": before,
-        "validation_after": after,
-    }
-    log(f"finetune: validation {adapter.headline(before)} -> {adapter.headline(after)}")
-    log(adapter.format_metrics(metrics))
-    return finish_run(
-        recipe, metrics, lambda: adapter.export(decoder, recipe, metrics), run_dir, started, log
-    )
-
-
-# --- evaluation of an export ----------------------------------------------------------------
-def evaluate_export(recipe: dict, *, split: str = "test", log: Callable = print) -> dict:
-    """Decodes `split` of the recipe's data with the export `recipe["init_from"]`, and scores it.
-
-    `split` is `train`, `validation`, `test` (as `zoo run` splits the data)
-    or `all` (every example the data names, unsplit). Returns the task's
-    metrics, with `export`, `data` and `split` added.
-    """
-    adapter = get_adapter(recipe["task"])
-    base = load_base(recipe["init_from"])
-    if split == "all":
-        examples, report = adapter.read_examples(recipe["data"])
-    else:
-        splits = adapter.load_splits(recipe["data"])
-        examples, report = getattr(splits, split), splits.report
-    log(f"data: {report}")
-    log(f"data: {len(examples)} examples ({split})")
-    if not examples:
-        raise FinetuneError(f"no example to evaluate in the {split} split")
-    decoder = adapter.decoder(base.model, base.tokenizers, recipe)
-    metrics = adapter.evaluate(base.model, decoder, examples, recipe, final=True)
-    log(adapter.format_metrics(metrics))
-    data = recipe["data"]
-    return {
-        "export": str(base.path),
-        "data": data.get("path") or data.get("source_path") or data["kind"],
-        "split": split,
-        **metrics,
-    }
+    return multipliers

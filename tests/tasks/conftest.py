@@ -5,18 +5,17 @@ import pytest
 from tests.tasks.test_captioning import TINY as TINY_CAPTIONING
 from tests.tasks.test_parsing import TINY as TINY_PARSING
 from tests.tasks.test_translation import TINY as TINY_TRANSLATION
+from zoo import runner
 from zoo.config import resolve_recipe
 
 
 def _train(task: str, tiny: dict, tmp_path_factory):
-    from zoo.tasks import get_task
-
     root = tmp_path_factory.mktemp(task)
     recipe = resolve_recipe(
         tiny, [f"export.dir={root / 'saved_models'}", f"run.dir={root / 'runs'}"]
     )
     logs = []
-    result = get_task(task).run(recipe, log=logs.append)
+    result = runner.train(recipe, log=logs.append)
     return recipe, result, logs
 
 

@@ -2,14 +2,13 @@
 
 import io
 import json
-import os
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.tasks.processes import run_python, run_zoo
+from tests.tasks.processes import run_zoo
+from zoo import runner
 from zoo.config import RecipeError, resolve_recipe
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared/data/captioning"
@@ -159,43 +158,6 @@ def test_a_corrupt_image_in_a_batch_is_named(trained, tmp_path):
         raw(image=tf.constant([good.read_bytes(), b""]))
 
 
-@pytest.mark.skipif(not COCO.exists(), reason=f"the shared COCO sample is absent ({COCO})")
-def test_export_captions_a_real_jpeg_with_plain_tensorflow_without_zoo(trained, tmp_path):
-    _, result, _ = trained
-    jpeg = sorted((COCO / "images").glob("*.jpg"))[0]
-    moved = tmp_path / "elsewhere"
-    os.rename(result["export_dir"], moved)
-    try:
-        script = textwrap.dedent(
-            f"""
-            import sys
-            sys.modules["zoo"] = None  # `import zoo` now fails
-            import tensorflow as tf
-            import tensorflow_text  # registers the tokenizer ops
-            m = tf.saved_model.load({str(moved)!r})
-            data = tf.io.read_file({str(jpeg)!r})
-            out = m.signatures["caption"](image=tf.stack([data]))
-            print(out["caption"].numpy()[0].decode())
-            assert out["attention"].shape[0] == 1 and out["attention"].shape[2:] == (3, 3)
-            opt = m.signatures["caption_options"](image=tf.stack([data, data]),
-                beam_size=tf.constant(1), max_length=tf.constant(4))
-            assert opt["tokens"].shape[0] == 2 and opt["tokens"].shape[1] <= 4
-            also = m.caption(tf.stack([data]))  # the function attribute, default decoding
-            assert also["caption"].numpy()[0] == out["caption"].numpy()[0]
-            assert not any(name.startswith("zoo") for name in sys.modules if sys.modules[name] is not None)
-            print("OK")
-            """
-        )
-        proc = run_python(script, cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert proc.stdout.strip().endswith("OK")
-        import zoo
-
-        assert proc.stdout.splitlines()[0] == zoo.load(moved).caption(jpeg).text
-    finally:
-        os.rename(moved, result["export_dir"])
-
-
 def test_cli_predict_prints_captions_and_draws_the_overlay(trained, tmp_path):
     from PIL import Image
 
@@ -238,7 +200,6 @@ def test_recipe_errors_name_the_key(tmp_path):
 
 
 def test_missing_weights_file_fails_before_training_and_says_how(tmp_path):
-    from zoo.tasks import captioning
 
     recipe = resolve_recipe(
         TINY,
@@ -250,7 +211,7 @@ def test_missing_weights_file_fails_before_training_and_says_how(tmp_path):
         ],
     )
     with pytest.raises(FileNotFoundError, match=r"nowhere\.h5.*model\.encoder\.weights"):
-        captioning.run(recipe, log=lambda line: None)
+        runner.train(recipe, log=lambda line: None)
     assert not (tmp_path / "saved_models").exists()
 
 
@@ -373,7 +334,6 @@ def test_coco_and_karpathy_files_split_by_image(tmp_path):
 def test_flickr8k_recipe_trains_one_epoch_on_the_shared_sample_and_exports(tmp_path, monkeypatch):
     """The shipped recipe's path through real photos: read, cache features, train, score, export."""
     from zoo.config import load_recipe
-    from zoo.tasks import captioning
 
     recipe_file = Path(__file__).resolve().parents[2] / "recipes/captioning_flickr8k.yaml"
     monkeypatch.chdir(recipe_file.parents[1])  # the recipe's data path is relative to the checkout
@@ -397,7 +357,7 @@ def test_flickr8k_recipe_trains_one_epoch_on_the_shared_sample_and_exports(tmp_p
         ],
     )
     logs = []
-    result = captioning.run(recipe, log=logs.append)
+    result = runner.train(recipe, log=logs.append)
     text = "\n".join(logs)
     assert "Flickr8k.token.txt: 300 lines, 60 images with 300 captions kept" in text
     assert "training on its cached features" in text

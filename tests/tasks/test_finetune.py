@@ -20,7 +20,7 @@ from tests.tasks.shifted_data import (
     write_shifted_translation,
     write_shifted_treebank,
 )
-from zoo import cli
+from zoo import cli, runner
 from zoo.config import RecipeError, resolve_recipe
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -44,7 +44,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def _finetune(export: Path, root: Path, data: dict | None, overrides=(), logs=None):
-    from zoo.finetune import finetune
+    from zoo.runner import finetune
 
     raw = {"init_from": str(export)}
     if data is not None:
@@ -61,7 +61,8 @@ def test_the_tatoeba_finetuning_recipe_extends_the_vocabulary_and_exports_versio
     """recipes/translation_finetune_tatoeba.yaml from the tiny model, on the shared sample."""
     import zoo
     from zoo.config import load_recipe
-    from zoo.finetune import finetune, load_base
+    from zoo.finetune import load_base
+    from zoo.runner import finetune
 
     export = _copy_export(trained_translation[1], tmp_path)
     base_files = _digest(export / "1")
@@ -117,8 +118,9 @@ def test_the_tatoeba_finetuning_recipe_extends_the_vocabulary_and_exports_versio
 
 
 def test_extend_leaves_the_outputs_for_old_tokens_unchanged(trained_translation):
-    from zoo.finetune import extended, get_adapter, load_base, transfer_weights
+    from zoo.finetune import extended, load_base, transfer_weights
     from zoo.samplers import greedy_search
+    from zoo.tasks import get_task
 
     recipe, result, _ = trained_translation
     base = load_base(result["export_dir"])
@@ -126,7 +128,7 @@ def test_extend_leaves_the_outputs_for_old_tokens_unchanged(trained_translation)
         "source": extended(base.tokenizers["source"], ["zorblat", "quaggy", "##xq"]),
         "target": extended(base.tokenizers["target"], ["holo", "miko"]),
     }
-    model = get_adapter("translation").build_model(recipe, tokenizers)
+    model = get_task("translation").build_model(recipe, tokenizers)
     grown = transfer_weights(base.model, model)
     assert len(grown) == 4  # two embeddings, the output kernel and bias
     rng = np.random.default_rng(0)
@@ -378,13 +380,11 @@ SMALL_SEQ2SEQ = {
 
 def _train_small_base(task: str, settings: dict, tmp_path: Path) -> Path:
     """Trains a small model that learns its task (about a minute); returns its export folder."""
-    from zoo.tasks import get_task
-
     recipe = resolve_recipe(
         {"task": task, "name": "small", **settings},
         [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
     )
-    get_task(task).run(recipe, log=lambda *_: None)
+    runner.train(recipe, log=lambda *_: None)
     return tmp_path / "saved_models/small"
 
 

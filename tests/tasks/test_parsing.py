@@ -1,13 +1,12 @@
 """End to end: a tiny parsing recipe trains, evaluates, exports, reloads and parses."""
 
 import json
-import os
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.tasks.processes import call_zoo, run_python
+from tests.tasks.processes import call_zoo
+from zoo import runner
 from zoo.config import RecipeError, resolve_recipe
 from zoo.data.treebank import is_well_formed
 
@@ -139,39 +138,6 @@ def test_score_parses_repairs_and_counts_malformed_output():
     assert scored["precision"] == 100.0 and scored["recall"] == 75.0
 
 
-def test_export_parses_with_plain_tensorflow_without_zoo(trained, tmp_path):
-    _, result, _ = trained
-    moved = tmp_path / "elsewhere"
-    os.rename(result["export_dir"], moved)
-    try:
-        script = textwrap.dedent(
-            f"""
-            import sys
-            sys.modules["zoo"] = None  # `import zoo` now fails
-            import tensorflow as tf
-            import tensorflow_text  # registers the tokenizer ops
-            m = tf.saved_model.load({str(moved)!r})
-            out = m.signatures["parse"](sentence=tf.constant(["the dog saw a cat .", ""]))
-            print(out["tree"].numpy()[0].decode())
-            assert out["tree"].numpy()[1] == b""
-            assert out["attention"].shape[0] == 2
-            opt = m.signatures["parse_options"](sentence=tf.constant(["a cat ."]),
-                beam_size=tf.constant(1), max_length=tf.constant(40))
-            assert opt["linearized"].numpy()[0].decode().count("XX") == 3
-            assert not any(name.startswith("zoo") for name in sys.modules if sys.modules[name] is not None)
-            print("OK")
-            """
-        )
-        proc = run_python(script, cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert proc.stdout.strip().endswith("OK")
-        import zoo
-
-        assert proc.stdout.splitlines()[0] == zoo.load(moved).parse("the dog saw a cat .").tree
-    finally:
-        os.rename(moved, result["export_dir"])
-
-
 def test_cli_predict_prints_and_draws_the_tree(trained, tmp_path, capsys, monkeypatch):
     _, result, _ = trained
     plot = tmp_path / "attention.png"
@@ -241,7 +207,7 @@ def test_treebank_recipe_trains_on_files_and_scores_held_out_files(tmp_path):
         [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
     )
     logs = []
-    metrics = parsing.run(recipe, log=logs.append)["metrics"]
+    metrics = runner.train(recipe, log=logs.append)["metrics"]
     assert any("9 files" in line for line in logs if line.startswith("data: treebank"))
     # wsj_0009.mrg holds 6 trees (as read by the treebank tests); all parsed, all trees.
     assert metrics["examples"] == len(parsing.load_splits(recipe["data"]).test)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from zoo import runner
 from zoo.config import load_recipe
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
@@ -11,39 +12,36 @@ RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 
 @pytest.mark.slow
 def test_translation_recipe_reaches_bleu_90_and_aer_020(tmp_path):
-    from zoo.tasks import translation
 
     recipe = load_recipe(
         RECIPES / "translation.yaml",
         [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
     )
-    metrics = translation.run(recipe)["metrics"]
+    metrics = runner.train(recipe)["metrics"]
     assert metrics["bleu"] >= 90.0, metrics["bleu"]
     assert metrics["alignment_error_rate"] <= 0.20, metrics["alignment_error_rate"]
 
 
 @pytest.mark.slow
 def test_parsing_recipe_reaches_f1_95_with_only_well_formed_trees(tmp_path):
-    from zoo.tasks import parsing
 
     recipe = load_recipe(
         RECIPES / "parsing.yaml",
         [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
     )
-    metrics = parsing.run(recipe)["metrics"]
+    metrics = runner.train(recipe)["metrics"]
     assert metrics["f1"] >= 95.0, metrics["f1"]
     assert metrics["well_formed"] == 100.0 and metrics["repaired"] == 0
 
 
 @pytest.mark.slow
 def test_captioning_recipe_reaches_bleu4_060_and_pointing_080(tmp_path):
-    from zoo.tasks import captioning
 
     recipe = load_recipe(
         RECIPES / "captioning.yaml",
         [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
     )
-    metrics = captioning.run(recipe)["metrics"]
+    metrics = runner.train(recipe)["metrics"]
     assert metrics["bleu_4"] >= 0.60, metrics["bleu_4"]
     assert metrics["pointing_accuracy"] >= 0.80, metrics["pointing_accuracy"]
 
@@ -57,7 +55,6 @@ def test_flickr8k_recipe_as_shipped_trains_one_epoch_with_a_resnet_from_scratch(
     tmp_path, monkeypatch
 ):
     """The issue's command: the shipped recipe on the shared sample, no ImageNet file here."""
-    from zoo.tasks import captioning
 
     monkeypatch.chdir(RECIPES.parent)
     recipe = load_recipe(
@@ -69,7 +66,7 @@ def test_flickr8k_recipe_as_shipped_trains_one_epoch_with_a_resnet_from_scratch(
             "train.epochs=1",
         ],
     )
-    result = captioning.run(recipe)
+    result = runner.train(recipe)
     assert result["metrics"]["examples"] == 12
     assert (Path(result["export_dir"]) / "saved_model.pb").is_file()
 

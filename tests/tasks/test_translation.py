@@ -1,13 +1,12 @@
 """End to end: a tiny translation recipe trains, evaluates, exports, reloads and serves."""
 
 import json
-import os
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.tasks.processes import call_zoo, run_python, run_zoo
+from tests.tasks.processes import call_zoo, run_zoo
+from zoo import runner
 from zoo.config import resolve_recipe
 
 TINY = {
@@ -86,44 +85,6 @@ def test_empty_input_translates_to_empty_string(trained):
     empty, blank, real = model.translate(["", "   ", "the dog sleeps ."])
     assert empty.text == "" and blank.text == "" and empty.tokens == [] and empty.score == 0.0
     assert " ".join(real.source_tokens[:-1]).replace(" ##", "") == "the dog sleeps ."
-
-
-def test_export_loads_with_plain_tensorflow_without_zoo(trained, tmp_path):
-    _, result, _ = trained
-    moved = tmp_path / "elsewhere"
-    os.rename(result["export_dir"], moved)  # the export must not depend on where it was written
-    try:
-        script = textwrap.dedent(
-            f"""
-            import sys
-            sys.modules["zoo"] = None  # `import zoo` now fails
-            try:
-                import zoo
-                raise SystemExit("zoo importable")
-            except ImportError:
-                pass
-            import tensorflow as tf
-            import tensorflow_text  # registers the tokenizer ops
-            m = tf.saved_model.load({str(moved)!r})
-            out = m.signatures["translate"](text=tf.constant(["the dog saw a cat ."]))
-            print(out["translation"].numpy()[0].decode(), out["attention"].shape)
-            out = m.translate(tf.constant(["the dog saw a cat ."]))
-            opt = m.signatures["translate_options"](text=tf.constant(["a cat ."]),
-                beam_size=tf.constant(3), max_length=tf.constant(4))
-            assert opt["tokens"].shape[1] <= 4
-            assert not any(name.startswith("zoo") for name in sys.modules if sys.modules[name] is not None)
-            print("OK")
-            """
-        )
-        proc = run_python(script, cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert proc.stdout.strip().endswith("OK")
-        import zoo
-
-        in_process = zoo.load(moved).translate("the dog saw a cat .").text
-        assert proc.stdout.splitlines()[0].startswith(in_process + " ")
-    finally:
-        os.rename(moved, result["export_dir"])
 
 
 def test_export_is_atomic_and_never_overwrites(trained, tmp_path):
@@ -210,13 +171,12 @@ def test_cli_predict_rejects_a_zero_beam(trained, tmp_path, capsys, monkeypatch)
 
 
 def test_existing_export_version_fails_before_training(trained, tmp_path):
-    from zoo.tasks import translation
 
     recipe, result, _ = trained
     clash = resolve_recipe(recipe, ["export.version=1"])
     logs = []
     with pytest.raises(FileExistsError, match="export.version"):
-        translation.run(clash, log=logs.append)
+        runner.train(clash, log=logs.append)
     assert not any(line.startswith("train:") for line in logs)
 
 
@@ -243,8 +203,6 @@ def test_cli_predict_names_a_missing_export(tmp_path, capsys, monkeypatch):
 def test_interrupted_training_resumes_where_it_stopped(tmp_path):
     import keras
 
-    from zoo.tasks import translation
-
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 1:
@@ -263,11 +221,11 @@ def test_interrupted_training_resumes_where_it_stopped(tmp_path):
         ],
     )
     with pytest.raises(KeyboardInterrupt):
-        translation.run(recipe, log=lambda _: None, callbacks=[Interrupt()])
+        runner.train(recipe, log=lambda _: None, callbacks=[Interrupt()])
     assert not (tmp_path / "saved_models" / "tiny").exists() or not any(
         (tmp_path / "saved_models" / "tiny").iterdir()
     )
-    metrics = translation.run(recipe, log=lambda _: None)["metrics"]
+    metrics = runner.train(recipe, log=lambda _: None)["metrics"]
     assert metrics["epochs_this_run"] == 2, (
         "epoch 0 was done before the interruption: only 1 and 2 remain"
     )

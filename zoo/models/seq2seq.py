@@ -56,13 +56,10 @@ class Seq2Seq(keras.Model):
         self.embedding_dim = embedding_dim
         self.encoder_config = dict(encoder or {})
         self.decoder_config = dict(decoder or {})
-        self.attention_config = dict(attention or {"kind": "additive", "units": 256})
-        attention_args = {
-            "attention": self.attention_config.get("kind", "additive"),
-            "attention_units": self.attention_config.get("units", 256),
-            "normalize": self.attention_config.get("normalize", False),
-            "scale": self.attention_config.get("scale", False),
-        }
+        self.attention_config = dict(attention or {})
+        # Only what is given: `AttentionDecoder`'s defaults are the one place they live.
+        names = {"kind": "attention", "units": "attention_units"}
+        attention_args = {names.get(k, k): v for k, v in self.attention_config.items()}
         self.encoder = RNNEncoder(
             source_vocab_size,
             embedding_dim,

@@ -1,0 +1,369 @@
+"""The captioning task: images -> captions with soft attention (Show, Attend and Tell).
+
+Xu et al. (2015): a CNN turns the image into a grid of annotation vectors,
+an LSTM writes the caption one word at a time while attending over the grid
+(`zoo.models.Captioner`), and the doubly stochastic penalty keeps the
+attention spread over the picture. Evaluation decodes the test images
+through the very graph that is exported (`CaptionGenerator`): BLEU-1..4,
+CIDEr and ROUGE-L against all references of an image, and on the synthetic
+scenes the attention pointing accuracy (does the attention of a word naming
+an object peak on that object?).
+
+`zoo run recipes/captioning.yaml` takes `CaptioningTask` through
+`zoo.runner`; the pieces are public.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from zoo.config import FinetuneKeys
+from zoo.data.images import decode_image_batch
+from zoo.models import (
+    Captioner,
+    CNNEncoder,
+    LearningRateMultipliers,
+    MaskedAccuracy,
+    MaskedSparseCrossentropy,
+)
+from zoo.samplers import search
+from zoo.tasks.base import FinetunePolicy, Input, Signature, Task, traced
+from zoo.tasks.captioning.data import (
+    IMAGE_BATCH,
+    CaptionExample,
+    _teacher_forcing,
+    build_tokenizer,
+    caption_ids,
+    load_splits,
+    make_datasets,
+    read_files,
+)
+from zoo.tasks.captioning.schema import CAPTIONING_PARTS, CAPTIONING_SCHEMA
+from zoo.tasks.seq2seq.task import DECODE_OPTIONS
+from zoo.text.vocabulary import END_ID, START_ID
+from zoo.training import decode_corpus, make_optimizer
+
+
+# --- model ----------------------------------------------------------------------------------
+def build_model(
+    model_config: dict, vocab_size: int, image_size: int, dtype=None, *, load_weights: bool = True
+) -> Captioner:
+    """The recipe's `Captioner`, built for `image_size` images.
+
+    Pretrained encoder weights are loaded here, unless `load_weights` is
+    False: the encoder is then built as it would be with them (which layers
+    train), for weights that come from elsewhere (a fine-tuned export).
+    """
+    config = {**model_config["encoder"], "name": "cnn_encoder", "dtype": dtype}
+    encoder = CNNEncoder(**config) if load_weights else CNNEncoder.from_config(config)
+    options = {k: v for k, v in model_config.items() if k != "encoder"}
+    model = Captioner(encoder, vocab_size, dtype=dtype, **options)
+    model.build({"image": (None, image_size, image_size, 3), "caption_in": (None, None)})
+    return model
+
+
+def compile_model(
+    model: Captioner, train: dict, steps_per_epoch: int | None, multipliers: dict | None = None
+) -> None:
+    """Compiles for `fit`; `multipliers` (variable path -> factor) scale the encoder's own."""
+    import re
+
+    optimizer = make_optimizer(train, steps_per_epoch)
+    own = model.encoder.learning_rate_multipliers()
+    combined = dict(own)
+    for path, factor in (multipliers or {}).items():
+        # The backbone's own factor (encoder.learning_rate_multiplier) still applies.
+        matches = [m for pattern, m in own.items() if re.fullmatch(pattern, path)]
+        combined[path] = factor * (matches[0] if matches else 1.0)
+    multipliers = combined
+    if multipliers:
+        optimizer = LearningRateMultipliers(optimizer, multipliers)
+    model.compile(
+        optimizer=optimizer,
+        loss=MaskedSparseCrossentropy(label_smoothing=train["label_smoothing"]),
+        metrics=[MaskedAccuracy()],
+        jit_compile=bool(train["jit_compile"]),  # the decoder's scan cannot be compiled
+    )
+
+
+# --- the in-graph captioner (used for evaluation AND exported) -------------------------------
+class CaptionGenerator(tf.Module):
+    """Image bytes in, captions and attention maps out: decoding, encoder, sampler, words.
+
+    Its `caption_images` function is what the SavedModel serves; evaluation
+    calls the same function, so the figures describe the exported model.
+    """
+
+    def __init__(self, model: Captioner, tokenizer, recipe: dict):
+        super().__init__(name="caption_generator")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.image_size = int(recipe["data"]["image_size"])
+        self.grid_size = int(model.encoder.grid_size)
+        decode = recipe["decode"]
+        self.beam_size = int(decode["beam_size"])
+        self.length_penalty = float(decode["length_penalty"])
+        self.max_length = int(decode["max_length"])
+
+    @property
+    def tokenizers(self) -> dict:
+        """The tokenizers by key, as the export writes their vocabularies."""
+        return {"caption": self.tokenizer}
+
+    def decode_images(self, images, beam_size, max_length) -> dict:
+        memory = self.model.encode(images, training=False)
+        state = self.model.initial_state(memory)
+        common = dict(
+            batch_size=tf.shape(images)[0], start_id=START_ID, end_id=END_ID, max_length=max_length
+        )
+        return search(
+            self.model.step,
+            state,
+            memory,
+            beam_size=beam_size,
+            length_penalty=self.length_penalty,
+            **common,
+        )
+
+    def caption_images(self, image, beam_size=None, max_length=None) -> dict:
+        """`image`: string `(batch,)`, JPEG / PNG / GIF / BMP bytes.
+
+        Returns `caption` string `(batch,)`, `tokens` string `(batch, T)` (""
+        padded, no end token), `attention` float32 `(batch, T, grid, grid)`
+        (row t: where the model looked for word t), `score` (log-probability,
+        length-normalised for beam search) and `length` int32 `(batch,)`.
+        """
+        beam_size = self.beam_size if beam_size is None else tf.maximum(beam_size, 1)
+        max_length = self.max_length if max_length is None else tf.maximum(max_length, 1)
+        image = tf.reshape(tf.convert_to_tensor(image, tf.string), [-1])
+        images = decode_image_batch(image, self.image_size)
+        result = self.decode_images(images, beam_size, max_length)
+        lengths = tf.cast(result["lengths"], tf.int32)
+        width = tf.reduce_max(tf.concat([lengths, [0]], 0))
+        tokens = tf.RaggedTensor.from_tensor(
+            tf.cast(result["tokens"][:, :width], tf.int32), lengths=lengths
+        )
+        attention = tf.cast(result["attention"][:, :width], tf.float32)
+        grid = self.grid_size
+        attention = tf.reshape(attention, [tf.shape(attention)[0], width, grid, grid])
+        step_is_word = tf.sequence_mask(lengths, width, tf.float32)[:, :, None, None]
+        return {
+            "caption": self.tokenizer.detokenize(tokens),
+            "tokens": self.tokenizer.id_to_token(tokens).to_tensor(""),
+            "attention": attention * step_is_word,
+            "score": tf.cast(result["scores"], tf.float32),
+            "length": lengths,
+        }
+
+
+# --- evaluation -----------------------------------------------------------------------------
+def teacher_forced_attention(
+    model: Captioner, tokenizer, examples: list[CaptionExample], image_size: int
+) -> list[np.ndarray]:
+    """Attention `(words, L)` while the model reads each image's FIRST reference caption."""
+    owners, ids = caption_ids(
+        tokenizer, [dataclasses.replace(e, captions=e.captions[:1]) for e in examples]
+    )
+    out = []
+    for start in range(0, len(examples), IMAGE_BATCH):
+        chunk = examples[start : start + IMAGE_BATCH]
+        images = decode_image_batch([e.image_bytes() for e in chunk], image_size)
+        rows = ids[start : start + len(chunk)]
+        caption_in, _ = _teacher_forcing(rows)
+        _, attention = model.forward_with_attention(
+            {"image": images, "caption_in": caption_in.to_tensor(0)}, training=False
+        )
+        attention = np.asarray(attention)
+        out += [attention[i, : len(row)] for i, row in enumerate(rows)]
+    return out
+
+
+def evaluate(
+    model: Captioner,
+    generator: CaptionGenerator,
+    examples: list[CaptionExample],
+    config: dict,
+    caption_fn=None,
+    progress: bool = True,
+) -> dict:
+    """Captions the test images through `caption_fn` (the export's function) and scores them."""
+    from zoo.metrics.caption_metrics import caption_scores, corpus_pointing_accuracy
+
+    if config["max_examples"]:
+        examples = examples[: config["max_examples"]]
+    caption_fn = caption_fn or tf.function(
+        generator.caption_images, autograph=False, reduce_retracing=True
+    )
+    started = time.time()
+    outputs = decode_corpus(
+        caption_fn,
+        [e.image_bytes() for e in examples],
+        batch_size=IMAGE_BATCH,
+        progress=progress,
+        unit="image",
+    )
+    seconds = time.time() - started
+    hypotheses = [o["caption"].decode("utf-8") for o in outputs]
+    references = [list(e.captions) for e in examples]
+    metrics: dict = {"examples": len(examples), "images_per_second": len(examples) / seconds}
+    metrics.update(caption_scores(references, hypotheses, meteor=config["meteor"]))
+    metrics["empty_captions"] = sum(1 for h in hypotheses if not h)
+    if all(e.scene is not None for e in examples):
+        attention = teacher_forced_attention(
+            model, generator.tokenizer, examples, generator.image_size
+        )
+        counts = corpus_pointing_accuracy(
+            attention,
+            [e.scene.word_objects for e in examples],
+            [e.scene.boxes for e in examples],
+            generator.image_size,
+        )
+        metrics["pointing_accuracy"] = counts.accuracy
+        metrics["pointing_words"] = counts.total
+    metrics["samples"] = [
+        {"image": e.name, "reference": e.captions[0], "caption": h}
+        for e, h in list(zip(examples, hypotheses, strict=True))[:5]
+    ]
+    return metrics
+
+
+def format_metrics(metrics: dict) -> str:
+    scores = ", ".join(
+        f"{name} {metrics[key]:.3f}"
+        for name, key in (
+            ("BLEU-1", "bleu_1"),
+            ("BLEU-4", "bleu_4"),
+            ("CIDEr", "cider"),
+            ("ROUGE-L", "rouge_l"),
+            ("METEOR", "meteor"),
+        )
+        if key in metrics
+    )
+    lines = [f"test: {scores} on {metrics['examples']} images"]
+    if "pointing_accuracy" in metrics:
+        lines.append(
+            f"test: attention pointing accuracy {metrics['pointing_accuracy']:.3f} "
+            f"({metrics['pointing_words']} object words)"
+        )
+    lines.append(f"test: {metrics['images_per_second']:.1f} images/s captioned")
+    for sample in metrics.get("samples", [])[:3]:
+        lines.append(
+            f"  {sample['image']}\n  ref: {sample['reference']}\n  hyp: {sample['caption']}"
+        )
+    return "\n".join(lines)
+
+
+class CaptioningTask(Task):
+    """Images -> a `Captioner` -> `caption(image)`, scored by BLEU, CIDEr and ROUGE-L."""
+
+    schema = CAPTIONING_SCHEMA
+    data_formats = ("flickr8k", "coco", "karpathy")
+    example_noun = "images"
+    signatures = (Signature("caption", "caption_images", (Input("image"),), DECODE_OPTIONS),)
+    finetune_policy = FinetunePolicy(
+        parts=CAPTIONING_PARTS,
+        narrowest_first=("embeddings", "attention", "cnn", "encoder", "decoder"),
+        keys=FinetuneKeys(
+            # No weight changes shape; the base export's weights replace `weights`.
+            free_model_keys=frozenset(
+                {"dropout", "doubly_stochastic", "fine_tune_from", "learning_rate_multiplier"}
+                | {"weights"}
+            ),
+            model_bound_data_keys=("image_size",),
+            new_data_keys=("kind", "path", "images"),
+        ),
+    )
+
+    @property
+    def user_errors(self):
+        from zoo.data.translation_readers import DataFormatError
+
+        return (DataFormatError,)
+
+    def load_splits(self, data):
+        return load_splits(data)
+
+    def read_files(self, data):
+        return read_files(data)
+
+    def guess_format(self, paths):
+        if paths[0].endswith(".json"):
+            try:
+                with open(paths[0], encoding="utf-8") as file:
+                    head = json.load(file)
+            except (OSError, ValueError):
+                return "coco"  # the reader names the problem
+            return "coco" if isinstance(head, dict) and "annotations" in head else "karpathy"
+        return "flickr8k"
+
+    def build_tokenizers(self, train, recipe, log):
+        tokenizer = build_tokenizer(train, recipe["tokenizer"])
+        log(f"tokenizer: {tokenizer.vocab_size} words")
+        return {"caption": tokenizer}
+
+    def vocabulary_texts(self, train):
+        return {"caption": [c for example in train for c in example.captions]}
+
+    def build_model(self, recipe, tokenizers, *, pretrained=True):
+        dtype = "mixed_bfloat16" if recipe["train"]["mixed_precision"] else None
+        return build_model(
+            recipe["model"],
+            tokenizers["caption"].vocab_size,
+            recipe["data"]["image_size"],
+            dtype,
+            load_weights=pretrained,
+        )
+
+    def model_parts(self, model):
+        decoder = model.decoder
+        return {
+            "encoder": [model.encoder],
+            "cnn": [model.encoder.backbone],
+            "decoder": [decoder],
+            "attention": [decoder.attention_layer] if decoder.attention_layer is not None else [],
+            "embeddings": [decoder.embedding],
+        }
+
+    def datasets(self, recipe, model, tokenizers, splits, run_dir, log):
+        return make_datasets(recipe, model, tokenizers["caption"], splits, run_dir, log)
+
+    def compile(self, model, train, steps_per_epoch, multipliers=None):
+        compile_model(model, train, steps_per_epoch, multipliers)
+
+    def serving_module(self, model, tokenizers, recipe):
+        return CaptionGenerator(model, tokenizers["caption"], recipe)
+
+    def evaluate(self, model, serving, examples, recipe, *, final=False):
+        fn = traced(serving, "caption_images")
+        return evaluate(model, serving, examples, recipe["evaluate"], caption_fn=fn)
+
+    def headline(self, metrics):
+        return f"BLEU-4 {metrics['bleu_4']:.3f}, CIDEr {metrics['cider']:.3f}"
+
+    def format_metrics(self, metrics):
+        return format_metrics(metrics)
+
+    def prepare_inputs(self, signature, inputs):
+        from zoo.tasks.captioning.results import encoded_image
+
+        single = not isinstance(inputs, (list, tuple))
+        named = [encoded_image(item) for item in ([inputs] if single else inputs)]
+        feeds = {"image": tf.constant([d for _, d in named], dtype=tf.string, shape=[len(named)])}
+        return named, feeds, single
+
+    def results(self, signature, items, outputs):
+        from zoo.tasks.captioning.results import CaptionResult
+
+        return CaptionResult.from_outputs(items, outputs)
+
+    def call_error(self, error, items):
+        from zoo.tasks.captioning.results import name_bad_image
+
+        if isinstance(error, tf.errors.InvalidArgumentError):
+            return ValueError(name_bad_image(error.message, [n for n, _ in items]))
+        return None

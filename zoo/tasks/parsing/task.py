@@ -1,0 +1,358 @@
+"""The parsing task: sentences -> linearised trees with the translation machinery.
+
+Grammar as a Foreign Language (Vinyals et al. 2015): a constituency tree is
+written depth first as symbols, ``(S (NP XX XX )NP (VP XX )VP XX )S``, one
+``XX`` per word, and an attention encoder-decoder learns to translate the
+(reversed) sentence into it. Decoding is constrained by
+`zoo.samplers.TreeConstraint`, so every output is a well-formed tree over
+exactly the input words; the paper's repair of unconstrained output is
+measured too. Scores are EVALB's (COLLINS.prm) labelled bracket F1.
+
+`zoo run recipes/parsing.yaml` takes `ParsingTask` through `zoo.runner`;
+the pieces are public.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from typing import Any
+
+import tensorflow as tf
+
+from zoo.config import FinetuneKeys
+from zoo.data.synthetic_parsing import ParseExample, examples_from_trees, generate_parse_examples
+from zoo.data.treebank import delinearize, is_well_formed, read_treebank, repair_linearized
+from zoo.samplers import TreeConstraint
+from zoo.tasks.base import Input, Signature, Splits, traced
+from zoo.tasks.parsing.schema import PARSING_SCHEMA
+from zoo.tasks.seq2seq.serving import Seq2SeqServing
+from zoo.tasks.seq2seq.task import DECODE_OPTIONS, Seq2SeqTask
+from zoo.text.symbol_tokenizer import SymbolTokenizer
+from zoo.training import decode_corpus
+
+PLACEHOLDER = "XX"
+# Added to length_per_word * n_words: room for the root and the brackets of
+# very short sentences.
+LENGTH_SLACK = 8
+
+
+# --- data -----------------------------------------------------------------------------------
+def _split_by_sentence(
+    examples: list[ParseExample], validation_size: int, test_size: int, seed: int
+) -> tuple[list, list, list]:
+    """Held-out sentences drawn at random; no held-out sentence appears in training."""
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    held_out: dict[str, int] = {}
+    for index in order:
+        if len(held_out) == validation_size + test_size:
+            break
+        held_out.setdefault(examples[index].sentence, index)
+    picked = list(held_out.values())
+    validation = [examples[i] for i in picked[:validation_size]]
+    test = [examples[i] for i in picked[validation_size:]]
+    train = [e for e in examples if e.sentence not in held_out]
+    return train, validation, test
+
+
+def load_splits(data: dict) -> Splits:
+    """The recipe's trees: generated from the synthetic grammar, or read from a treebank."""
+    if data["kind"] == "synthetic":
+        examples = generate_parse_examples(
+            data["size"] + data["validation_size"] + data["test_size"],
+            seed=data["seed"],
+            min_words=data["min_words"],
+            max_words=data["max_words"],
+        )
+        train, validation, test = _split_by_sentence(
+            examples, data["validation_size"], data["test_size"], data["seed"]
+        )
+        report = f"synthetic grammar: {len(examples)} trees generated (seed {data['seed']})"
+        return Splits(train, validation, test, report)
+
+    from zoo.data.translation_readers import DataFormatError
+    from zoo.data.treebank import split_by_file
+
+    by_file = read_treebank(data["path"], pattern=data["pattern"])
+    try:
+        train_trees, validation_trees, test_trees = split_by_file(
+            by_file, data["validation_files"], data["test_files"]
+        )
+    except ValueError as error:
+        raise DataFormatError(f"data.validation_files / data.test_files: {error}") from None
+    train = examples_from_trees(train_trees)
+    validation = examples_from_trees(validation_trees)
+    test = examples_from_trees(test_trees)
+    if not data["validation_files"]:
+        # No validation files named: 5% of the training trees, drawn with the seed.
+        random.Random(data["seed"]).shuffle(train)
+        cut = max(1, len(train) // 20)
+        validation, train = train[:cut], train[cut:]
+    if not train or not validation or not test:
+        sizes = f"{len(train)} train, {len(validation)} validation, {len(test)} test"
+        raise DataFormatError(
+            f"data.path: {data['path']}: a split has no tree ({sizes}); "
+            "check data.validation_files and data.test_files"
+        )
+    report = (
+        f"treebank {data['path']}: {len(by_file)} files, "
+        f"{sum(len(t) for t in by_file.values())} trees"
+    )
+    return Splits(train, validation, test, report)
+
+
+def read_files(data: dict) -> tuple[list[ParseExample], str]:
+    """Every tree of a treebank data section, unsplit (what `zoo evaluate --data` scores)."""
+    by_file = read_treebank(data["path"], pattern=data["pattern"])
+    examples = examples_from_trees(tree for trees in by_file.values() for tree in trees)
+    return examples, f"treebank {data['path']}: {len(by_file)} files, {len(examples)} trees"
+
+
+# --- the in-graph parser (used for evaluation AND exported) ---------------------------------
+def bracketed_trees(tokens: tf.Tensor, words: tf.RaggedTensor) -> tf.Tensor:
+    """Linearised symbols and the sentence's words -> one bracketed tree string per row.
+
+    ``["(S", "(NP", "XX", ")NP", "XX", ")S"]`` with words ``["dogs", "bark"]``
+    gives ``"(S (NP dogs) bark)"``: the i-th ``XX`` is replaced by the i-th
+    word, closing labels are dropped. Words containing a parenthesis are
+    written ``-LRB-`` / ``-RRB-``, as the Penn Treebank does, so the string
+    always reads back as a tree. Padding (``""``) is skipped.
+
+    Args:
+        tokens: string `(batch_size, T)`, padded with `""`.
+        words: string `RaggedTensor` `(batch_size, None)`.
+    """
+    words = words.to_tensor("")
+    words = tf.pad(words, [[0, 0], [0, 1]])  # never gather from an empty axis
+    words = tf.strings.regex_replace(words, r"\(", "-LRB-")
+    words = tf.strings.regex_replace(words, r"\)", "-RRB-")
+    is_word = tf.equal(tokens, PLACEHOLDER)
+    index = tf.maximum(tf.cumsum(tf.cast(is_word, tf.int32), axis=1) - 1, 0)
+    index = tf.minimum(index, tf.shape(words)[1] - 1)
+    word = tf.gather(words, index, batch_dims=1)
+    opening = tf.strings.regex_full_match(tokens, r"\([^\s()]+")
+    closing = tf.strings.regex_full_match(tokens, r"\)[^\s()]*")
+    pieces = tf.where(
+        is_word,
+        " " + word,
+        tf.where(opening, " " + tokens, tf.where(closing, ")", "")),
+    )
+    return tf.strings.strip(tf.strings.reduce_join(pieces, axis=1))
+
+
+class Parser(Seq2SeqServing):
+    """Sentences in, trees out: tokenizers, encoder, constrained sampler in one graph.
+
+    A sentence is its words separated by white space (already tokenised, as
+    in the Penn Treebank: ``"John has a dog ."``). With `constrained`, every
+    output is a well-formed tree over exactly those words
+    (`zoo.samplers.TreeConstraint`); a sentence of `n` words may use at most
+    ``min(decode.max_length, decode.length_per_word * n + 8)`` symbols. An
+    empty sentence gives the empty tree ``""`` and no symbols.
+    """
+
+    def __init__(self, model, source_tokenizer, target_tokenizer, recipe: dict, **overrides):
+        super().__init__(model, source_tokenizer, target_tokenizer, recipe, name="parser")
+        decode = {**recipe["decode"], **overrides}
+        self.constrained = bool(decode["constrained"])
+        self.length_per_word = float(decode["length_per_word"])
+        self.max_length = int(decode["max_length"])
+        self.constraint = TreeConstraint(target_tokenizer.vocab, pos_placeholder=PLACEHOLDER)
+
+    def decoding_limits(self, word_count, max_length):
+        budgets = tf.cast(
+            tf.math.ceil(self.length_per_word * tf.cast(word_count, tf.float32)), tf.int32
+        )
+        budgets = tf.minimum(budgets + LENGTH_SLACK, max_length)
+        longest = tf.reduce_max(tf.concat([budgets, [1]], 0))  # at least one step
+        if not self.constrained:
+            return longest, {}
+        return longest, {
+            "allowed_fn": self.constraint.allowed_fn,
+            "hook_state": self.constraint.initial_state(word_count, budgets),
+        }
+
+    def parse_text(self, sentence, beam_size=None, max_length=None) -> dict:
+        sentence = tf.reshape(tf.convert_to_tensor(sentence, tf.string), [-1])
+        out = self.generate(sentence, beam_size, max_length)
+        words = tf.strings.split(sentence)
+        end = tf.RaggedTensor.from_tensor(tf.fill([tf.shape(sentence)[0], 1], "[END]"))
+        return {
+            "tree": bracketed_trees(out["tokens"], words),
+            "linearized": out["translation"],
+            "tokens": out["tokens"],
+            "source_tokens": tf.concat([words, end], 1).to_tensor(""),
+            "attention": out["attention"],
+            "score": out["score"],
+            "length": out["length"],
+        }
+
+
+def build_tokenizers(train: list[ParseExample], config: dict):
+    """Exact-match words (the most frequent, seen `min_count` times) and every tree symbol.
+
+    Words left out become `[UNK]`; with `min_count` 2 the training data has
+    `[UNK]`s too, so the model learns what to do with a word it never saw.
+    """
+    source = SymbolTokenizer.build(
+        [e.sentence for e in train], config["vocab_size"], min_count=config["min_count"]
+    )
+    target = SymbolTokenizer.build([e.linearized for e in train])
+    return source, target
+
+
+# --- evaluation -----------------------------------------------------------------------------
+def score_parses(examples: list[ParseExample], symbol_rows: list[list[str]]) -> dict:
+    """EVALB F1 of decoded symbols against the gold trees, repairing what is malformed.
+
+    Returns the `evalb` figures (0-100), the share of outputs that were
+    well-formed as decoded, and how many needed the repair of
+    `zoo.data.treebank.repair_linearized`.
+    """
+    from zoo.metrics.evalb import evalb
+
+    gold, predicted = [], []
+    well_formed = 0
+    for example, symbols in zip(examples, symbol_rows, strict=True):
+        n_words = len(example.words)
+        if is_well_formed(symbols, n_words, pos_placeholder=PLACEHOLDER):
+            well_formed += 1
+        else:
+            symbols, _ = repair_linearized(symbols, n_words, pos_placeholder=PLACEHOLDER)
+        predicted.append(delinearize(symbols, example.words, pos_placeholder=PLACEHOLDER))
+        gold.append(example.tree)
+    score = evalb(
+        [t.to_bracketed() for t in gold],
+        [t.to_bracketed() for t in predicted],
+    )
+    count = len(examples)
+    return {
+        "f1": score.f1,
+        "precision": score.precision,
+        "recall": score.recall,
+        "exact_match": 100.0 * score.exact_match / max(score.valid_sentences, 1),
+        "length_mismatch": score.length_mismatch,
+        "well_formed": 100.0 * well_formed / max(count, 1),
+        "repaired": count - well_formed,
+    }
+
+
+def _symbols(row) -> list[str]:
+    return [t.decode("utf-8") for t in row if t]
+
+
+def evaluate(
+    examples: list[ParseExample], parse_fn, evaluate_config: dict, unconstrained_fn=None
+) -> dict:
+    """Real decoding of `examples` with the exported graph: F1, well-formed share, repairs."""
+    if evaluate_config.get("max_examples"):
+        examples = examples[: evaluate_config["max_examples"]]
+    sentences = [e.sentence for e in examples]
+    started = time.time()
+    results = decode_corpus(parse_fn, sentences)
+    seconds = time.time() - started
+    metrics: dict[str, Any] = {"examples": len(examples)}
+    metrics.update(score_parses(examples, [_symbols(r["tokens"]) for r in results]))
+    metrics["decode_seconds"] = round(seconds, 2)
+    metrics["sentences_per_second"] = round(len(examples) / max(seconds, 1e-9), 1)
+    if unconstrained_fn is not None:
+        free = decode_corpus(unconstrained_fn, sentences)
+        free_scores = score_parses(examples, [_symbols(r["tokens"]) for r in free])
+        metrics["unconstrained"] = {
+            "f1_after_repair": free_scores["f1"],
+            "well_formed": free_scores["well_formed"],
+            "repaired": free_scores["repaired"],
+        }
+    metrics["samples"] = [
+        {"sentence": e.sentence, "gold": e.tree.to_bracketed(), "tree": r["tree"].decode("utf-8")}
+        for e, r in list(zip(examples, results, strict=True))[:5]
+    ]
+    return metrics
+
+
+def format_metrics(metrics: dict) -> str:
+    lines = [
+        f"test: labelled bracket F1 {metrics['f1']:.2f} (precision {metrics['precision']:.2f}, "
+        f"recall {metrics['recall']:.2f}), exact match {metrics['exact_match']:.1f}% "
+        f"on {metrics['examples']} sentences",
+        f"test: well-formed {metrics['well_formed']:.1f}% as decoded, "
+        f"{metrics['sentences_per_second']:.1f} sentences/s",
+    ]
+    free = metrics.get("unconstrained")
+    if free:
+        lines.append(
+            f"test: without the constraint: {free['well_formed']:.1f}% well-formed, "
+            f"{free['repaired']} repaired, F1 {free['f1_after_repair']:.2f} after repair"
+        )
+    for sample in metrics.get("samples", [])[:2]:
+        lines.append(f"  gold: {sample['gold']}\n  tree: {sample['tree']}")
+    return "\n".join(lines)
+
+
+class ParsingTask(Seq2SeqTask):
+    """Sentences -> linearised trees with a `Seq2Seq` -> `parse(sentence)`, scored by EVALB F1."""
+
+    schema = PARSING_SCHEMA
+    data_formats = ("treebank",)
+    example_noun = "trees"
+    signatures = (Signature("parse", "parse_text", (Input("sentence"),), DECODE_OPTIONS),)
+    finetune_policy = dataclasses.replace(
+        Seq2SeqTask.finetune_policy,
+        closed_vocabularies=("target",),
+        keys=FinetuneKeys(free_model_keys=frozenset({"dropout"}), new_data_keys=("kind", "path")),
+    )
+
+    @property
+    def user_errors(self):
+        from zoo.data.translation_readers import DataFormatError
+        from zoo.data.treebank import TreebankFormatError
+
+        return (DataFormatError, TreebankFormatError)
+
+    def load_splits(self, data):
+        return load_splits(data)
+
+    def read_files(self, data):
+        return read_files(data)
+
+    def data_section(self, paths, kind, command):
+        section = super().data_section(paths, kind, command)
+        if command == "evaluate":
+            # Every file is evaluation data (with --split test, `--set
+            # data.test_files=...` chooses).
+            section["test_files"] = ["*"]
+        return section
+
+    def pairs(self, examples):
+        return [(e.sentence, e.linearized) for e in examples]
+
+    def max_source_tokens(self, recipe):
+        return recipe["data"]["max_train_words"]
+
+    def build_tokenizers(self, train, recipe, log):
+        source, target = build_tokenizers(train, recipe["tokenizer"])
+        log(f"tokenizer: {source.vocab_size} words, {target.vocab_size} tree symbols")
+        return {"source": source, "target": target}
+
+    def serving_module(self, model, tokenizers, recipe, **overrides):
+        return Parser(model, tokenizers["source"], tokenizers["target"], recipe, **overrides)
+
+    def evaluate(self, model, serving, examples, recipe, *, final=False):
+        free_fn = None
+        if final and recipe["evaluate"]["unconstrained"]:
+            free = self.serving_module(model, serving.tokenizers, recipe, constrained=False)
+            free_fn = traced(free, "parse_text")
+        return evaluate(examples, traced(serving, "parse_text"), recipe["evaluate"], free_fn)
+
+    def headline(self, metrics):
+        return f"F1 {metrics['f1']:.2f}, exact match {metrics['exact_match']:.1f}%"
+
+    def format_metrics(self, metrics):
+        return format_metrics(metrics)
+
+    def results(self, signature, items, outputs):
+        from zoo.tasks.parsing.results import ParseResult
+
+        return ParseResult.from_outputs(items, outputs)

@@ -1,0 +1,113 @@
+"""The in-graph decoder the sequence-to-sequence tasks serve (and evaluate with)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+
+from zoo.data.seq2seq_dataset import END_ID, START_ID
+from zoo.models import Seq2Seq
+from zoo.samplers import search
+
+
+class Seq2SeqServing(tf.Module):
+    """Strings in, token sequences out: tokenizers, encoder, sampler and detokenizer in one graph.
+
+    `generate` is the shared decoding of the sequence-to-sequence tasks; a
+    task's serving module names what it serves (`Translator.translate_text`,
+    `Parser.parse_text`) on top of it, and adapts decoding with
+    `decoding_limits`. Evaluation calls the very function the export serves,
+    so the figures describe the exported model.
+    """
+
+    def __init__(self, model: Seq2Seq, source_tokenizer, target_tokenizer, recipe: dict, name: str):
+        super().__init__(name=name)
+        self.model = model
+        self.source_tokenizer = source_tokenizer
+        self.target_tokenizer = target_tokenizer
+        self.reverse_source = bool(recipe["model"]["reverse_source"])
+        decode = recipe["decode"]
+        self.beam_size = int(decode["beam_size"])
+        self.length_penalty = float(decode["length_penalty"])
+        self.max_length = int(decode["max_length"])
+
+    @property
+    def tokenizers(self) -> dict:
+        """The tokenizers by key, as the export writes their vocabularies."""
+        return {"source": self.source_tokenizer, "target": self.target_tokenizer}
+
+    def encode_text(self, text: tf.Tensor):
+        """Strings -> padded source ids (with [END]), their lengths, and source pieces."""
+        ids = tf.cast(self.source_tokenizer.tokenize(text), tf.int32)
+        word_count = ids.row_lengths()
+        pieces = self.source_tokenizer.id_to_token(ids)
+        end = tf.fill([tf.shape(text)[0], 1], tf.constant(END_ID, tf.int32))
+        ids = tf.concat([ids, tf.RaggedTensor.from_tensor(end)], axis=1)
+        lengths = tf.cast(ids.row_lengths(), tf.int32)
+        dense = ids.to_tensor(0)
+        # At least 2 positions: a zero-length time axis crashes the encoder RNN.
+        dense = tf.pad(dense, [[0, 0], [0, tf.maximum(0, 2 - tf.shape(dense)[1])]])
+        if self.reverse_source:
+            dense = tf.reverse_sequence(dense, lengths - 1, seq_axis=1, batch_axis=0)
+        return dense, lengths, pieces, word_count
+
+    def decoding_limits(self, word_count, max_length) -> tuple[Any, dict]:
+        """The samplers' `max_length` and extra arguments (a task's decoding hook); none here."""
+        return max_length, {}
+
+    def decode_ids(self, source, beam_size: int, max_length, **hooks) -> dict:
+        memory = self.model.encode(source, training=False)
+        state = self.model.initial_state(memory)
+        common = dict(
+            batch_size=tf.shape(source)[0],
+            start_id=START_ID,
+            end_id=END_ID,
+            max_length=max_length,
+            **hooks,
+        )
+        return search(
+            self.model.step,
+            state,
+            memory,
+            beam_size=beam_size,
+            length_penalty=self.length_penalty,
+            **common,
+        )
+
+    def generate(self, text, beam_size: int | None = None, max_length=None) -> dict:
+        """Strings -> `translation` (detokenised), `tokens`, `source_tokens`, `attention`, `score`, `length`."""
+        # Serving clients may send anything: at least one beam and one step.
+        beam_size = self.beam_size if beam_size is None else tf.maximum(beam_size, 1)
+        max_length = self.max_length if max_length is None else tf.maximum(max_length, 1)
+        text = tf.reshape(tf.convert_to_tensor(text, tf.string), [-1])
+        source, source_lengths, source_pieces, word_count = self.encode_text(text)
+        max_length, hooks = self.decoding_limits(word_count, max_length)
+        result = self.decode_ids(source, beam_size, max_length, **hooks)
+        has_words = word_count > 0
+        lengths = tf.where(has_words, tf.cast(result["lengths"], tf.int32), 0)
+        width = tf.reduce_max(tf.concat([lengths, [0]], 0))
+        tokens = tf.RaggedTensor.from_tensor(
+            tf.cast(result["tokens"][:, :width], tf.int32), lengths=lengths
+        )
+        # Documented result: an empty (or all-whitespace) input translates to "".
+        translation = tf.where(has_words, self.target_tokenizer.detokenize(tokens), "")
+        attention = tf.cast(result["attention"][:, :width], tf.float32)
+        if self.reverse_source:  # report attention over the source in reading order
+            attention = tf.reverse_sequence(attention, source_lengths - 1, seq_axis=2, batch_axis=0)
+        attention = attention[:, :, : tf.shape(source_pieces.to_tensor(""))[1] + 1]
+        zero_if_empty = tf.cast(has_words, tf.float32)
+        return {
+            "translation": translation,
+            "tokens": self.target_tokenizer.id_to_token(tokens).to_tensor(""),
+            "source_tokens": tf.concat(
+                [
+                    source_pieces,
+                    tf.RaggedTensor.from_tensor(tf.fill([tf.shape(text)[0], 1], "[END]")),
+                ],
+                1,
+            ).to_tensor(""),
+            "attention": attention * zero_if_empty[:, None, None],
+            "score": tf.cast(result["scores"], tf.float32) * zero_if_empty,
+            "length": lengths,
+        }
