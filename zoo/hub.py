@@ -48,9 +48,9 @@ class LoadedModel:
     def __repr__(self) -> str:
         return f"LoadedModel(task={self.task!r}, path='{self.path}')"
 
-    def __call__(self, inputs, **options):
+    def __call__(self, inputs, *args, **options):
         """The task's first signature on one input (one result) or a list (a list)."""
-        return self._invoke(self._task.signature(), inputs, **options)
+        return self._invoke(self._task.signature(), inputs, *args, **options)
 
     def __getattr__(self, name: str):
         if name.startswith("_") or "_task" not in self.__dict__:
@@ -88,9 +88,19 @@ class LoadedModel:
             raise ValueError(f"{names} must be >= {minimum}. Received: {shown}")
         return values
 
-    def _invoke(self, signature, inputs, **options):
+    def _invoke(self, signature, inputs, *args, **options):
+        """The signature on `inputs`; options by name, or in their declared order after them."""
         import tensorflow as tf
 
+        if len(args) > len(signature.options):
+            raise TypeError(
+                f"{signature.name}() takes {len(signature.options)} options after the inputs "
+                f"({', '.join(o.name for o in signature.options)}); got {len(args)}"
+            )
+        for option, value in zip(signature.options, args, strict=False):
+            if option.name in options:
+                raise TypeError(f"{signature.name}() got {option.name} twice")
+            options[option.name] = value
         items, feeds, single = self._task.prepare_inputs(signature, inputs)
         values = self._option_values(signature, options)
         try:

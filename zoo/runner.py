@@ -117,9 +117,10 @@ def finetune(recipe: dict, *, log: Callable = print, callbacks: list | tuple = (
         raise RecipeError("required to fine-tune: the export to start from", key="init_from")
     task = get_task(recipe["task"])
     options = recipe["finetune"]
-    run_dir, started = start_run(recipe, log)
+    # Refused before the run folder is touched (an interrupted run's backup is kept).
     base = tuning.load_base(recipe["init_from"])
     tuning.check_parts(task, task.model_parts(base.model), options)
+    run_dir, started = start_run(recipe, log)
     log(f"finetune: from {base.path} ({base.model.count_params():,} parameters)")
 
     splits = _load_splits(task, recipe, log)

@@ -65,6 +65,9 @@ def test_a_task_from_outside_the_library_runs_end_to_end(
         model.translate("a b")
     with pytest.raises(ValueError, match="beam_size and max_length must be >= 1"):
         model("a b", beam_size=0)
+    # Options by position too, in their declared order (beam_size, max_length).
+    assert model.reverse("a b c", 1, 1).tokens == model("a b c", max_length=1).tokens
+    assert len(model.reverse("a b c", 1, 1).tokens) <= 1
 
     proc = call_zoo(
         capsys, monkeypatch, "finetune", export, "--set", "train.epochs=1", cwd=tmp_path

@@ -9,6 +9,7 @@ subclass of `Task` registered in `zoo.tasks` (see "Add a task" in the README).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 from pathlib import Path
@@ -119,7 +120,10 @@ class Result:
         raise TypeError(f"no attention plot for {type(self).__name__}")
 
 
-_TRACED: dict[tuple[int, str], tuple[Any, Any]] = {}
+# The last few traced functions, so that evaluating again (before and after
+# fine-tuning) does not trace again; bounded, so old modules can be freed.
+_TRACED: collections.OrderedDict = collections.OrderedDict()
+_TRACED_KEPT = 8
 
 
 def traced(module, method: str):
@@ -130,6 +134,9 @@ def traced(module, method: str):
     if key not in _TRACED or _TRACED[key][0] is not module:
         function = tf.function(getattr(module, method), autograph=False, reduce_retracing=True)
         _TRACED[key] = (module, function)
+        while len(_TRACED) > _TRACED_KEPT:
+            _TRACED.popitem(last=False)
+    _TRACED.move_to_end(key)
     return _TRACED[key][1]
 
 
@@ -188,6 +195,8 @@ class Task:
 
     def guess_format(self, paths: list[str]) -> str:
         """The data kind of `paths` when `--format` is not given."""
+        if not self.data_formats:
+            raise ValueError(f"a {self.name} model reads no data files: drop --data")
         return self.data_formats[0]
 
     # --- tokenizers and model -----------------------------------------------------------
