@@ -16,15 +16,18 @@ def _quiet_tensorflow() -> None:
 def _user_errors(task: str) -> tuple[type[Exception], ...]:
     """Problems with the user's recipe, files or exports: a message and exit 2, no traceback."""
     from zoo.config import RecipeError
+    from zoo.data.translation_readers import DataFormatError
     from zoo.finetune import FinetuneError
     from zoo.tasks import get_task
 
-    # FileExistsError: an export version that exists; FinetuneError: data the
-    # base model cannot be fine-tuned on; the task's own: data it cannot read.
+    # FileExistsError: an export version that exists; DataFormatError: data
+    # the readers cannot use; FinetuneError: data the base model cannot be
+    # fine-tuned on; the task's own: what its own readers raise.
     return (
         RecipeError,
         FileNotFoundError,
         FileExistsError,
+        DataFormatError,
         FinetuneError,
         *get_task(task).user_errors,
     )

@@ -34,6 +34,30 @@ def make_optimizer(train: dict, steps_per_epoch: int | None = None) -> keras.opt
     return classes[train["optimizer"]](**kwargs)
 
 
+def compile_for_fit(
+    model: keras.Model,
+    train: dict,
+    steps_per_epoch: int | None = None,
+    multipliers: dict | None = None,
+) -> None:
+    """Compiles a model that writes tokens: masked cross-entropy and accuracy, the recipe's optimizer.
+
+    `multipliers` (variable path or pattern -> factor) scale parts' learning rates.
+    """
+    from zoo.models import LearningRateMultipliers, MaskedAccuracy, MaskedSparseCrossentropy
+
+    optimizer = make_optimizer(train, steps_per_epoch)
+    if multipliers:
+        optimizer = LearningRateMultipliers(optimizer, multipliers)
+    model.compile(
+        optimizer=optimizer,
+        loss=MaskedSparseCrossentropy(label_smoothing=train["label_smoothing"]),
+        metrics=[MaskedAccuracy()],
+        # The decoders' scan cannot be compiled by XLA (KERAS3-NOTES): say so explicitly.
+        jit_compile=bool(train["jit_compile"]),
+    )
+
+
 def check_export_target(recipe: dict) -> None:
     """Fails before any training when `export.version` names a version that exists."""
     version = recipe["export"]["version"]

@@ -16,9 +16,10 @@ import tensorflow as tf
 
 from zoo.config import COUNT, Field, Section, at_least, finetune_section, name_field
 from zoo.tasks.base import Input, Result, Signature, Splits, strings, traced
+from zoo.tasks.decoding import DECODE_OPTIONS
 from zoo.tasks.seq2seq.schema import SEQ2SEQ_PARTS, seq2seq_model_section, seq2seq_train_section
 from zoo.tasks.seq2seq.serving import Seq2SeqServing
-from zoo.tasks.seq2seq.task import DECODE_OPTIONS, Seq2SeqTask
+from zoo.tasks.seq2seq.task import Seq2SeqTask
 from zoo.text.symbol_tokenizer import SymbolTokenizer
 from zoo.training import decode_corpus
 

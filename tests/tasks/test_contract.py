@@ -37,12 +37,13 @@ SAMPLES = {
     "parsing": "the dog saw a cat .",
     "captioning": None,
 }
-LIBRARY_TASKS = ("translation", "parsing", "captioning")
+# The registry as the library ships it (a test may register more, for itself).
+LIBRARY_TASKS = tuple(TASKS)
 
 
-def test_every_library_task_is_covered():
-    assert set(LIBRARY_TASKS) <= set(TASKS)
-    assert set(SAMPLES) == set(LIBRARY_TASKS)
+def test_every_registered_task_has_a_sample():
+    """A task added to the registry joins the contract: it needs a sample input here."""
+    assert sorted(SAMPLES) == sorted(LIBRARY_TASKS)
 
 
 @pytest.mark.parametrize("task_name", LIBRARY_TASKS)

@@ -181,7 +181,7 @@ def test_existing_export_version_fails_before_training(trained, tmp_path):
 
 
 def test_a_backup_from_another_recipe_is_discarded(tmp_path):
-    from zoo.tasks.translation import discard_stale_backup
+    from zoo.training import discard_stale_backup
 
     recipe = resolve_recipe(TINY)
     logs = []

@@ -63,7 +63,7 @@ class FinetuneKeys:
 class _Catalog:
     names: Callable[[], Iterable[str]] = lambda: ()
     schema: Callable[[str], Any] = lambda name: None
-    finetune_keys: Callable[[str], FinetuneKeys] = lambda name: FinetuneKeys()
+    finetune_keys: Callable[[str], FinetuneKeys | None] = lambda name: None
 
 
 _CATALOG = _Catalog()
@@ -72,17 +72,21 @@ _CATALOG = _Catalog()
 def set_task_catalog(
     names: Callable[[], Iterable[str]],
     schema: Callable[[str], Any],
-    finetune_keys: Callable[[str], FinetuneKeys],
+    finetune_keys: Callable[[str], FinetuneKeys | None],
 ) -> None:
     """Installs where task schemas come from: `zoo.tasks` calls this when it is imported.
 
     Args:
         names: the names of the tasks that can be loaded.
         schema: a task's schema (loading its package on first use).
-        finetune_keys: a task's `FinetuneKeys`.
+        finetune_keys: a task's `FinetuneKeys` (None: the defaults).
     """
     global _CATALOG
     _CATALOG = _Catalog(names, schema, finetune_keys)
+
+
+def _finetune_keys(task: str) -> FinetuneKeys:
+    return _CATALOG.finetune_keys(task) or FinetuneKeys()
 
 
 def _lookup(task: Any) -> Section | None:
@@ -427,7 +431,7 @@ def _merge_with_base(recipe: dict, base: dict, source: str) -> dict:
     merged["export"] = {**merged.get("export", {}), "dir": str(version_dir.parent.parent)}
     merged["export"]["version"] = None
     merged.pop("run", None)  # the base's run folder may be anywhere: this run's default
-    keys = _CATALOG.finetune_keys(recipe["task"]) or FinetuneKeys()
+    keys = _finetune_keys(recipe["task"])
     for key, value in recipe.items():
         if key == "data" and isinstance(value, Mapping) and set(value) & set(keys.new_data_keys):
             base_data = base_recipe["data"]
@@ -459,7 +463,7 @@ def _check_same_shape(recipe: dict, base: dict, source: str, override_keys) -> N
     probe = {k: v for k, v in base["recipe"].items() if k != "data"}
     base_recipe = resolve_recipe(probe, source=str(base["path"] / "assets.extra/recipe.yaml"))
     problems = []
-    free = (_CATALOG.finetune_keys(recipe["task"]) or FinetuneKeys()).free_model_keys
+    free = _finetune_keys(recipe["task"]).free_model_keys
     for section in ("model", "tokenizer"):
         for key, new, old in _differences(
             recipe.get(section, {}), base_recipe.get(section, {}), section

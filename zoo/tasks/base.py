@@ -165,7 +165,8 @@ class Task:
     """What the export serves; the first is also `serving_default`."""
     finetune_policy: ClassVar[FinetunePolicy] = FinetunePolicy()
     user_errors: ClassVar[tuple[type[Exception], ...]] = ()
-    """Exceptions that describe bad user data: `zoo` prints them without a traceback."""
+    """Exceptions of the task's own readers that describe bad user data (`zoo` prints them
+    without a traceback, as it does `zoo.data.translation_readers.DataFormatError`)."""
 
     # --- data ---------------------------------------------------------------------------
     def load_splits(self, data: dict) -> Splits:

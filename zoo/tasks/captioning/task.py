@@ -24,14 +24,7 @@ import tensorflow as tf
 
 from zoo.config import FinetuneKeys
 from zoo.data.images import decode_image_batch
-from zoo.models import (
-    Captioner,
-    CNNEncoder,
-    LearningRateMultipliers,
-    MaskedAccuracy,
-    MaskedSparseCrossentropy,
-)
-from zoo.samplers import search
+from zoo.models import Captioner, CNNEncoder
 from zoo.tasks.base import FinetunePolicy, Input, Signature, Task, traced
 from zoo.tasks.captioning.data import (
     IMAGE_BATCH,
@@ -44,9 +37,8 @@ from zoo.tasks.captioning.data import (
     read_files,
 )
 from zoo.tasks.captioning.schema import CAPTIONING_PARTS, CAPTIONING_SCHEMA
-from zoo.tasks.seq2seq.task import DECODE_OPTIONS
-from zoo.text.vocabulary import END_ID, START_ID
-from zoo.training import decode_corpus, make_optimizer
+from zoo.tasks.decoding import DECODE_OPTIONS, SearchDecoder
+from zoo.training import compile_for_fit, decode_corpus
 
 
 # --- model ----------------------------------------------------------------------------------
@@ -73,26 +65,17 @@ def compile_model(
     """Compiles for `fit`; `multipliers` (variable path -> factor) scale the encoder's own."""
     import re
 
-    optimizer = make_optimizer(train, steps_per_epoch)
     own = model.encoder.learning_rate_multipliers()
     combined = dict(own)
     for path, factor in (multipliers or {}).items():
         # The backbone's own factor (encoder.learning_rate_multiplier) still applies.
         matches = [m for pattern, m in own.items() if re.fullmatch(pattern, path)]
         combined[path] = factor * (matches[0] if matches else 1.0)
-    multipliers = combined
-    if multipliers:
-        optimizer = LearningRateMultipliers(optimizer, multipliers)
-    model.compile(
-        optimizer=optimizer,
-        loss=MaskedSparseCrossentropy(label_smoothing=train["label_smoothing"]),
-        metrics=[MaskedAccuracy()],
-        jit_compile=bool(train["jit_compile"]),  # the decoder's scan cannot be compiled
-    )
+    compile_for_fit(model, train, steps_per_epoch, combined)
 
 
 # --- the in-graph captioner (used for evaluation AND exported) -------------------------------
-class CaptionGenerator(tf.Module):
+class CaptionGenerator(SearchDecoder):
     """Image bytes in, captions and attention maps out: decoding, encoder, sampler, words.
 
     Its `caption_images` function is what the SavedModel serves; evaluation
@@ -100,35 +83,15 @@ class CaptionGenerator(tf.Module):
     """
 
     def __init__(self, model: Captioner, tokenizer, recipe: dict):
-        super().__init__(name="caption_generator")
-        self.model = model
+        super().__init__(model, recipe, name="caption_generator")
         self.tokenizer = tokenizer
         self.image_size = int(recipe["data"]["image_size"])
         self.grid_size = int(model.encoder.grid_size)
-        decode = recipe["decode"]
-        self.beam_size = int(decode["beam_size"])
-        self.length_penalty = float(decode["length_penalty"])
-        self.max_length = int(decode["max_length"])
 
     @property
     def tokenizers(self) -> dict:
         """The tokenizers by key, as the export writes their vocabularies."""
         return {"caption": self.tokenizer}
-
-    def decode_images(self, images, beam_size, max_length) -> dict:
-        memory = self.model.encode(images, training=False)
-        state = self.model.initial_state(memory)
-        common = dict(
-            batch_size=tf.shape(images)[0], start_id=START_ID, end_id=END_ID, max_length=max_length
-        )
-        return search(
-            self.model.step,
-            state,
-            memory,
-            beam_size=beam_size,
-            length_penalty=self.length_penalty,
-            **common,
-        )
 
     def caption_images(self, image, beam_size=None, max_length=None) -> dict:
         """`image`: string `(batch,)`, JPEG / PNG / GIF / BMP bytes.
@@ -138,11 +101,10 @@ class CaptionGenerator(tf.Module):
         (row t: where the model looked for word t), `score` (log-probability,
         length-normalised for beam search) and `length` int32 `(batch,)`.
         """
-        beam_size = self.beam_size if beam_size is None else tf.maximum(beam_size, 1)
-        max_length = self.max_length if max_length is None else tf.maximum(max_length, 1)
+        beam_size, max_length = self.decode_options(beam_size, max_length)
         image = tf.reshape(tf.convert_to_tensor(image, tf.string), [-1])
         images = decode_image_batch(image, self.image_size)
-        result = self.decode_images(images, beam_size, max_length)
+        result = self.decode_ids(images, beam_size, max_length)
         lengths = tf.cast(result["lengths"], tf.int32)
         width = tf.reduce_max(tf.concat([lengths, [0]], 0))
         tokens = tf.RaggedTensor.from_tensor(
@@ -278,12 +240,6 @@ class CaptioningTask(Task):
             new_data_keys=("kind", "path", "images"),
         ),
     )
-
-    @property
-    def user_errors(self):
-        from zoo.data.translation_readers import DataFormatError
-
-        return (DataFormatError,)
 
     def load_splits(self, data):
         return load_splits(data)

@@ -26,9 +26,10 @@ from zoo.data.synthetic_parsing import ParseExample, examples_from_trees, genera
 from zoo.data.treebank import delinearize, is_well_formed, read_treebank, repair_linearized
 from zoo.samplers import TreeConstraint
 from zoo.tasks.base import Input, Signature, Splits, traced
+from zoo.tasks.decoding import DECODE_OPTIONS
 from zoo.tasks.parsing.schema import PARSING_SCHEMA
 from zoo.tasks.seq2seq.serving import Seq2SeqServing
-from zoo.tasks.seq2seq.task import DECODE_OPTIONS, Seq2SeqTask
+from zoo.tasks.seq2seq.task import Seq2SeqTask
 from zoo.text.symbol_tokenizer import SymbolTokenizer
 from zoo.training import decode_corpus
 
@@ -306,10 +307,9 @@ class ParsingTask(Seq2SeqTask):
 
     @property
     def user_errors(self):
-        from zoo.data.translation_readers import DataFormatError
         from zoo.data.treebank import TreebankFormatError
 
-        return (DataFormatError, TreebankFormatError)
+        return (TreebankFormatError,)
 
     def load_splits(self, data):
         return load_splits(data)

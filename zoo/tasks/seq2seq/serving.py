@@ -6,12 +6,12 @@ from typing import Any
 
 import tensorflow as tf
 
-from zoo.data.seq2seq_dataset import END_ID, START_ID
+from zoo.data.seq2seq_dataset import END_ID
 from zoo.models import Seq2Seq
-from zoo.samplers import search
+from zoo.tasks.decoding import SearchDecoder
 
 
-class Seq2SeqServing(tf.Module):
+class Seq2SeqServing(SearchDecoder):
     """Strings in, token sequences out: tokenizers, encoder, sampler and detokenizer in one graph.
 
     `generate` is the shared decoding of the sequence-to-sequence tasks; a
@@ -22,15 +22,10 @@ class Seq2SeqServing(tf.Module):
     """
 
     def __init__(self, model: Seq2Seq, source_tokenizer, target_tokenizer, recipe: dict, name: str):
-        super().__init__(name=name)
-        self.model = model
+        super().__init__(model, recipe, name)
         self.source_tokenizer = source_tokenizer
         self.target_tokenizer = target_tokenizer
         self.reverse_source = bool(recipe["model"]["reverse_source"])
-        decode = recipe["decode"]
-        self.beam_size = int(decode["beam_size"])
-        self.length_penalty = float(decode["length_penalty"])
-        self.max_length = int(decode["max_length"])
 
     @property
     def tokenizers(self) -> dict:
@@ -56,30 +51,9 @@ class Seq2SeqServing(tf.Module):
         """The samplers' `max_length` and extra arguments (a task's decoding hook); none here."""
         return max_length, {}
 
-    def decode_ids(self, source, beam_size: int, max_length, **hooks) -> dict:
-        memory = self.model.encode(source, training=False)
-        state = self.model.initial_state(memory)
-        common = dict(
-            batch_size=tf.shape(source)[0],
-            start_id=START_ID,
-            end_id=END_ID,
-            max_length=max_length,
-            **hooks,
-        )
-        return search(
-            self.model.step,
-            state,
-            memory,
-            beam_size=beam_size,
-            length_penalty=self.length_penalty,
-            **common,
-        )
-
     def generate(self, text, beam_size: int | None = None, max_length=None) -> dict:
         """Strings -> `translation` (detokenised), `tokens`, `source_tokens`, `attention`, `score`, `length`."""
-        # Serving clients may send anything: at least one beam and one step.
-        beam_size = self.beam_size if beam_size is None else tf.maximum(beam_size, 1)
-        max_length = self.max_length if max_length is None else tf.maximum(max_length, 1)
+        beam_size, max_length = self.decode_options(beam_size, max_length)
         text = tf.reshape(tf.convert_to_tensor(text, tf.string), [-1])
         source, source_lengths, source_pieces, word_count = self.encode_text(text)
         max_length, hooks = self.decoding_limits(word_count, max_length)

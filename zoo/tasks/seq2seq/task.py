@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 from zoo.config import FinetuneKeys
-from zoo.tasks.base import FinetunePolicy, Option, Task
+from zoo.tasks.base import FinetunePolicy, Task
 from zoo.tasks.seq2seq.schema import SEQ2SEQ_PARTS
-
-DECODE_OPTIONS = (
-    Option("beam_size", "decode.beam_size"),
-    Option("max_length", "decode.max_length"),
-)
-"""The options of a decoding signature: beam width and longest output, the recipe's by default."""
 
 
 class Seq2SeqTask(Task):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from zoo.data.seq2seq_dataset import count_real_tokens, make_seq2seq_dataset
-from zoo.models import MaskedAccuracy, MaskedSparseCrossentropy, Seq2Seq
-from zoo.training import make_optimizer
+from zoo.models import Seq2Seq
+from zoo.training import compile_for_fit
 
 
 def tokenize_all(tokenizer, texts: list[str], batch: int = 4096) -> list[list[int]]:
@@ -38,22 +38,8 @@ def build_model(
     return model
 
 
-def compile_model(
-    model: Seq2Seq, train: dict, steps_per_epoch: int | None = None, multipliers: dict | None = None
-) -> None:
-    """Compiles for `fit`; `multipliers` (variable path -> factor) scale parts' learning rates."""
-    optimizer = make_optimizer(train, steps_per_epoch)
-    if multipliers:
-        from zoo.models import LearningRateMultipliers
-
-        optimizer = LearningRateMultipliers(optimizer, multipliers)
-    model.compile(
-        optimizer=optimizer,
-        loss=MaskedSparseCrossentropy(label_smoothing=train["label_smoothing"]),
-        metrics=[MaskedAccuracy()],
-        # scan cannot be compiled by XLA (KERAS3-NOTES): say so explicitly.
-        jit_compile=bool(train["jit_compile"]),
-    )
+compile_model = compile_for_fit
+"""A `Seq2Seq` compiles as every token-writing model does (`zoo.training.compile_for_fit`)."""
 
 
 def make_datasets(

@@ -14,7 +14,6 @@ from zoo.tasks.translation.task import (
     teacher_forced_attention,
     translate_corpus,
 )
-from zoo.training import discard_stale_backup
 
 __all__ = [
     "Pair",
@@ -24,7 +23,6 @@ __all__ = [
     "build_model",
     "build_tokenizer",
     "compile_model",
-    "discard_stale_backup",
     "evaluate",
     "format_metrics",
     "load_splits",

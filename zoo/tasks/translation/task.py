@@ -20,8 +20,9 @@ from zoo.config import FinetuneKeys
 from zoo.data.seq2seq_dataset import START_ID, pad_batch
 from zoo.models import Seq2Seq
 from zoo.tasks.base import Input, Signature, Splits, traced
+from zoo.tasks.decoding import DECODE_OPTIONS
 from zoo.tasks.seq2seq.serving import Seq2SeqServing
-from zoo.tasks.seq2seq.task import DECODE_OPTIONS, Seq2SeqTask
+from zoo.tasks.seq2seq.task import Seq2SeqTask
 from zoo.tasks.seq2seq.training import tokenize_all
 from zoo.tasks.translation.schema import TRANSLATION_SCHEMA
 from zoo.text.normalization import normalize_python
@@ -273,12 +274,6 @@ class TranslationTask(Seq2SeqTask):
             new_data_keys=("kind", "path", "source_path", "target_path"),
         ),
     )
-
-    @property
-    def user_errors(self):
-        from zoo.data.translation_readers import DataFormatError
-
-        return (DataFormatError,)
 
     def load_splits(self, data):
         return load_splits(data)
