@@ -28,6 +28,10 @@ setup(
         # pycocoevalcap is the MS COCO caption evaluation that captioning papers
         # report (BLEU-1..4, CIDEr-D, ROUGE-L, METEOR): our figures stay comparable.
         "pycocoevalcap>=1.2",
+        # sentencepiece trains the subword models of real-text translation (Kudo &
+        # Richardson 2018): the reference trainer, whose models
+        # tensorflow_text.SentencepieceTokenizer runs inside the exported graph.
+        "sentencepiece>=0.2",
     ],
     extras_require={"test": ["pytest>=8", "ruff>=0.6"]},
     entry_points={"console_scripts": ["zoo=zoo.cli:main"]},

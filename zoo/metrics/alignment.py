@@ -111,27 +111,37 @@ def attention_to_alignment(
     return links
 
 
+SENTENCEPIECE_MARK = "\u2581"  # "▁", SentencePiece's mark of a word start
+
+
 def word_ids_from_wordpieces(pieces: Sequence[str | bytes]) -> list[int]:
-    """The word index of each WordPiece token; -1 for special tokens.
+    """The word index of each WordPiece (or SentencePiece) token; -1 for special tokens.
 
     A piece starting with ``##`` continues the previous word; '[START]',
     '[END]', '[PAD]' and '' belong to no word. A ``##`` piece with no word
-    before it starts a new word. Bytes (as tensorflow-text returns) are
-    decoded as UTF-8.
+    before it starts a new word. SentencePiece pieces (when any piece starts
+    with the word mark ``▁``) work the other way round: a piece starts a word
+    when it starts with ``▁`` and continues the previous word otherwise.
+    Bytes (as tensorflow-text returns) are decoded as UTF-8.
 
     Example:
         >>> word_ids_from_wordpieces(["[START]", "the", "hou", "##se", "[END]"])
         [-1, 0, 1, 1, -1]
+        >>> word_ids_from_wordpieces(["▁the", "▁hou", "se", "[END]"])
+        [0, 1, 1, -1]
     """
+    pieces = [p.decode("utf-8") if isinstance(p, bytes) else p for p in pieces]
+    sentencepiece = any(p.startswith(SENTENCEPIECE_MARK) for p in pieces)
     ids, word, previous = [], -1, -1
     for piece in pieces:
-        if isinstance(piece, bytes):
-            piece = piece.decode("utf-8")
         if piece in SPECIAL_PIECES:
             ids.append(-1)
             previous = -1
             continue
-        if not (piece.startswith("##") and previous >= 0):
+        continues = (
+            not piece.startswith(SENTENCEPIECE_MARK) if sentencepiece else piece.startswith("##")
+        )
+        if not (continues and previous >= 0):
             word += 1
         ids.append(word)
         previous = word

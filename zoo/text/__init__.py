@@ -1,6 +1,8 @@
 """Tokenizers that run inside an exported SavedModel graph (tensorflow-text).
 
-Every tokenizer normalises text with `normalize_text`, reserves ids 0-3 for
+The word and WordPiece tokenizers normalise text with `normalize_text`
+(lower-cased, accents stripped, punctuation split); the SentencePiece one
+keeps text as it is and detokenises it exactly. Every tokenizer reserves ids 0-3 for
 `[PAD]`, `[UNK]`, `[START]`, `[END]`, and offers `tokenize`, `detokenize`,
 `id_to_token`, `save`/`load` and `get_config`/`from_config`. A SavedModel that
 uses one loads with plain `tf.saved_model.load` after `import tensorflow_text`.
@@ -9,6 +11,7 @@ uses one loads with plain `tf.saved_model.load` after `import tensorflow_text`.
 from typing import Any
 
 from zoo.text.normalization import normalize_python, normalize_text
+from zoo.text.sentencepiece_tokenizer import SentencePieceTokenizer
 from zoo.text.symbol_tokenizer import SymbolTokenizer
 from zoo.text.vocabulary import (
     END_ID,
@@ -27,6 +30,7 @@ from zoo.text.word_tokenizer import WordTokenizer
 from zoo.text.wordpiece_tokenizer import WordPieceTokenizer
 
 TOKENIZERS = {
+    SentencePieceTokenizer.kind: SentencePieceTokenizer,
     WordPieceTokenizer.kind: WordPieceTokenizer,
     WordTokenizer.kind: WordTokenizer,
     SymbolTokenizer.kind: SymbolTokenizer,
@@ -34,10 +38,11 @@ TOKENIZERS = {
 
 
 def tokenizer_from_config(config: dict[str, Any]) -> VocabularyTokenizer:
-    """Builds a tokenizer from `get_config()`'s dict (`kind`: "wordpiece", "word" or "symbol").
+    """Builds a tokenizer from `get_config()`'s dict (`kind`: one of `TOKENIZERS`).
 
     The dict names either `vocab` (a list of tokens) or `vocab_file` (a
-    `vocab.txt` path), and optionally `lowercase`.
+    `vocab.txt` path), and optionally `lowercase`; a "sentencepiece" one names
+    `model` (base64) or `model_file` instead.
     """
     kind = config.get("kind")
     if kind not in TOKENIZERS:
@@ -56,6 +61,7 @@ __all__ = [
     "RESERVED_TOKENS",
     "START_ID",
     "START_TOKEN",
+    "SentencePieceTokenizer",
     "SymbolTokenizer",
     "TOKENIZERS",
     "UNK_ID",
