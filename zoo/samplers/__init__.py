@@ -5,12 +5,23 @@ from zoo.samplers.greedy_search import greedy_search
 from zoo.samplers.tree_constraint import TreeConstraint
 
 
-def search(step_fn, initial_state, memory, *, beam_size, length_penalty: float = 0.0, **kwargs):
+def search(
+    step_fn,
+    initial_state,
+    memory,
+    *,
+    beam_size,
+    length_penalty: float = 0.0,
+    coverage_penalty: float = 0.0,
+    coverage_mask=None,
+    **kwargs,
+):
     """Greedy search when `beam_size` is the Python int 1, beam search otherwise.
 
     A tensor `beam_size` (a serving signature's argument) always takes beam
     search, which with one beam finds what greedy search finds. `kwargs` go to
-    both (`batch_size`, `start_id`, `end_id`, `max_length`, hooks).
+    both (`batch_size`, `start_id`, `end_id`, `max_length`, `no_repeat_ngram`,
+    hooks); the penalties, which only rank hypotheses, only to beam search.
     """
     if isinstance(beam_size, int) and beam_size == 1:
         return greedy_search(step_fn, initial_state, memory, **kwargs)
@@ -20,6 +31,8 @@ def search(step_fn, initial_state, memory, *, beam_size, length_penalty: float =
         memory,
         beam_size=beam_size,
         length_penalty=length_penalty,
+        coverage_penalty=coverage_penalty,
+        coverage_mask=coverage_mask,
         **kwargs,
     )
 

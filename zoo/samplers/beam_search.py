@@ -16,6 +16,7 @@ from keras import ops
 from zoo.samplers.greedy_search import (
     NEG_INF,
     _check_length,
+    _forbid_repeats,
     _map,
     _mask_rows,
     _score_step,
@@ -37,6 +38,9 @@ def beam_search(
     length_penalty=0.0,
     allowed_fn: Callable | None = None,
     hook_state: Any = None,
+    coverage_penalty=0.0,
+    coverage_mask=None,
+    no_repeat_ngram: int = 0,
 ) -> dict:
     """Beam search: keeps the `beam_size` best hypotheses of each sequence.
 
@@ -58,6 +62,15 @@ def beam_search(
       `lp(length) = ((5 + length) / 6) ** length_penalty` (Wu et al., 2016),
       where `length` counts the generated tokens, end token included. With
       `length_penalty=0` the score is the plain sum of log-probabilities.
+    - With `coverage_penalty=beta > 0`, GNMT's coverage penalty is added to
+      that score: `beta * sum_i log(min(sum_t a_ti, 1))` over the source
+      positions `i` (those `coverage_mask` marks), `a_ti` the attention of
+      output step `t`: a hypothesis that leaves source words unread ranks
+      lower, one that reads some words many times gains nothing. The sum
+      runs over the steps so far, at every step (the score beams are pruned
+      by) and at the end; coverage below `1e-6` counts as `1e-6`.
+    - With `no_repeat_ngram=n > 0`, a hypothesis cannot write an n-gram it
+      has already written (see `greedy_search`).
     - The loop stops when every hypothesis is finished (or has score
       `-1e9`, i.e. does not exist), or after `max_length` steps.
     - When a sequence has fewer than `beam_size` possible hypotheses (tiny
@@ -97,6 +110,13 @@ def beam_search(
         hook_state: initial nest of `allowed_fn` with leading dimension
             `batch_size` (tiled and reordered with the beams like `state`),
             or `None`.
+        coverage_penalty: float (or scalar float tensor), the GNMT `beta`.
+            Needs an attention `(N, S)` from `step_fn`. `0` disables it.
+            Defaults to `0.0`.
+        coverage_mask: bool `(batch_size, S)`, the source positions the
+            coverage penalty counts (padding `False`), or `None` for all.
+        no_repeat_ngram: Python int, `0` (the default) or the n-gram size a
+            hypothesis may not repeat.
 
     Returns:
         A dict with, for the best hypothesis of each sequence:
@@ -107,7 +127,7 @@ def beam_search(
           `max_length` if it never ended.
         - `"scores"`: float32 `(batch_size,)`, the length-normalised score
           used for ranking (the log-probability sum when
-          `length_penalty=0`).
+          `length_penalty=0`), coverage penalty included.
         - `"attention"`: `(batch_size, max_length, ...)`, the attention of
           the chosen hypothesis at each of its output steps, zeros after its
           end token.
@@ -141,7 +161,10 @@ def beam_search(
 
     References:
         - [Wu et al., 2016](https://arxiv.org/abs/1609.08144), Google's
-          Neural Machine Translation System (length penalty, section 7).
+          Neural Machine Translation System (length and coverage penalties,
+          section 7).
+        - [Paulus et al., 2018](https://arxiv.org/abs/1705.04304), A Deep
+          Reinforced Model for Abstractive Summarization (n-gram blocking).
     """
     _check_length(max_length)
     if isinstance(beam_size, int) and beam_size < 1:
@@ -149,6 +172,7 @@ def beam_search(
     if hook_state is None:
         hook_state = ()
     penalised = not (isinstance(length_penalty, (int, float)) and length_penalty == 0)
+    covered = not (isinstance(coverage_penalty, (int, float)) and coverage_penalty == 0)
 
     def tile(x):
         return ops.repeat(x, beam_size, axis=0)
@@ -156,6 +180,17 @@ def beam_search(
     state = _map(tile, state)
     memory = _map(tile, memory)
     hook_state = _map(tile, hook_state)
+    if coverage_mask is not None:
+        coverage_mask = ops.cast(tile(coverage_mask), "float32")
+
+    def coverage_score(coverage):
+        """The GNMT coverage penalty `(N,)` of each row's summed attention `(N, S)`."""
+        if not covered:
+            return 0.0
+        logs = ops.log(ops.clip(ops.cast(coverage, "float32"), 1e-6, 1.0))
+        if coverage_mask is not None:
+            logs = logs * coverage_mask
+        return ops.cast(coverage_penalty, "float32") * ops.sum(logs, axis=-1)
 
     def normalise(raw, lengths):
         if not penalised:
@@ -163,10 +198,15 @@ def beam_search(
         lengths = ops.cast(lengths, "float32")
         return raw / ops.power((5.0 + lengths) / 6.0, ops.cast(length_penalty, "float32"))
 
-    def decide(step, prev_tokens, state, hook_state, finished, raw, gen_len):
+    def decide(step, prev_tokens, state, hook_state, finished, raw, gen_len, coverage, token_buf):
         log_probs, state, attention, hook_state = _score_step(
             step_fn, allowed_fn, step, prev_tokens, state, memory, hook_state
         )
+        if no_repeat_ngram and token_buf is not None:
+            log_probs = _forbid_repeats(log_probs, token_buf, step, no_repeat_ngram)
+        if coverage is None:
+            coverage = ops.zeros_like(ops.cast(attention, "float32"))
+        coverage = coverage + _mask_rows(ops.cast(attention, "float32"), ops.logical_not(finished))
         vocab_size = ops.shape(log_probs)[1]
         is_end = ops.equal(ops.arange(vocab_size, dtype="int32"), end_id)
         frozen = ops.where(is_end, 0.0, NEG_INF)
@@ -174,6 +214,8 @@ def beam_search(
         cand_raw = ops.expand_dims(raw, 1) + log_probs
         cand_len = gen_len + ops.cast(ops.logical_not(finished), "int32")
         cand_score = normalise(cand_raw, ops.expand_dims(cand_len, 1))
+        if covered:
+            cand_score = cand_score + ops.expand_dims(coverage_score(coverage), 1)
         _, top = ops.top_k(ops.reshape(cand_score, (-1, beam_size * vocab_size)), beam_size)
         top = ops.cast(ops.reshape(top, (-1,)), "int32")
         rows = ops.arange(ops.shape(raw)[0], dtype="int32")
@@ -191,6 +233,7 @@ def beam_search(
             reorder(attention),
             _map(reorder, state),
             _map(reorder, hook_state),
+            reorder(coverage),
         )
 
     def record(step, tokens, parent, attention, finished, gen_len, token_buf, att_buf):
@@ -213,8 +256,8 @@ def beam_search(
     finished = ops.zeros_like(rows) > 0
     gen_len = ops.zeros_like(rows)
     start_tokens = ops.zeros_like(rows) + start_id
-    tokens, parent, raw, attention, state, hook_state = decide(
-        step, start_tokens, state, hook_state, finished, raw, gen_len
+    tokens, parent, raw, attention, state, hook_state, coverage = decide(
+        step, start_tokens, state, hook_state, finished, raw, gen_len, None, None
     )
     token_buf = _zeros_buffer(tokens, max_length)
     att_buf = _zeros_buffer(attention, max_length)
@@ -227,21 +270,36 @@ def beam_search(
         done = ops.logical_or(finished, ops.less_equal(raw, 0.5 * NEG_INF))
         return ops.logical_and(ops.less(step, max_length), ops.logical_not(ops.all(done)))
 
-    def body(step, prev_tokens, state, hook_state, finished, raw, gen_len, token_buf, att_buf):
-        tokens, parent, raw, attention, state, hook_state = decide(
-            step, prev_tokens, state, hook_state, finished, raw, gen_len
+    def body(
+        step, prev_tokens, state, hook_state, finished, raw, gen_len, token_buf, att_buf, coverage
+    ):
+        tokens, parent, raw, attention, state, hook_state, coverage = decide(
+            step, prev_tokens, state, hook_state, finished, raw, gen_len, coverage, token_buf
         )
         finished, gen_len, token_buf, att_buf = record(
             step, tokens, parent, attention, finished, gen_len, token_buf, att_buf
         )
-        return step + 1, tokens, state, hook_state, finished, raw, gen_len, token_buf, att_buf
+        return (
+            step + 1,
+            tokens,
+            state,
+            hook_state,
+            finished,
+            raw,
+            gen_len,
+            token_buf,
+            att_buf,
+            coverage,
+        )
 
     loop_vars = (step + 1, tokens, state, hook_state, finished, raw, gen_len, token_buf, att_buf)
-    outputs = ops.while_loop(cond, body, loop_vars)
-    finished, raw, gen_len, token_buf, att_buf = outputs[4:]
+    outputs = ops.while_loop(cond, body, loop_vars + (coverage,))
+    finished, raw, gen_len, token_buf, att_buf, coverage = outputs[4:]
 
     # Final ranking, best first within each sequence.
     scores = normalise(raw, gen_len)
+    if covered:
+        scores = scores + coverage_score(coverage)
     _, order = ops.top_k(ops.reshape(scores, (-1, beam_size)), beam_size)
     order = (rows // beam_size) * beam_size + ops.cast(ops.reshape(order, (-1,)), "int32")
     scores = ops.take(scores, order)

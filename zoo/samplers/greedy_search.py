@@ -31,6 +31,7 @@ def greedy_search(
     max_length,
     allowed_fn: Callable | None = None,
     hook_state: Any = None,
+    no_repeat_ngram: int = 0,
 ) -> dict:
     """Greedy decoding: at every step, the most likely allowed token.
 
@@ -74,6 +75,10 @@ def greedy_search(
             nothing becomes NaN.
         hook_state: the initial nest of `allowed_fn` (leading dimension
             `batch_size`), or `None`.
+        no_repeat_ngram: Python int; if `n > 0`, a token that would complete
+            an n-gram the row has already written is forbidden (Paulus et al.
+            2018), which stops the loops of an undertrained model ("a woman in
+            a woman in a woman"). `0` (the default) forbids nothing.
 
     Returns:
         A dict with:
@@ -116,10 +121,12 @@ def greedy_search(
     if hook_state is None:
         hook_state = ()
 
-    def decide(step, prev_tokens, state, hook_state, finished):
+    def decide(step, prev_tokens, state, hook_state, finished, token_buf=None):
         log_probs, state, attention, hook_state = _score_step(
             step_fn, allowed_fn, step, prev_tokens, state, memory, hook_state
         )
+        if no_repeat_ngram and token_buf is not None:
+            log_probs = _forbid_repeats(log_probs, token_buf, step, no_repeat_ngram)
         tokens = ops.cast(ops.argmax(log_probs, axis=-1), "int32")
         # An ended row keeps feeding the end token; its outputs are discarded.
         tokens = ops.where(finished, ops.cast(end_id, "int32"), tokens)
@@ -163,7 +170,7 @@ def greedy_search(
 
     def body(step, prev_tokens, state, hook_state, finished, lengths, scores, token_buf, att_buf):
         tokens, log_prob, attention, state, hook_state = decide(
-            step, prev_tokens, state, hook_state, finished
+            step, prev_tokens, state, hook_state, finished, token_buf
         )
         finished, lengths, scores, token_buf, att_buf = record(
             step, tokens, log_prob, attention, finished, lengths, scores, token_buf, att_buf
@@ -207,6 +214,40 @@ def _score_step(step_fn, allowed_fn, step, prev_tokens, state, memory, hook_stat
     if allowed is not None:
         keep = ops.logical_and(keep, ops.cast(allowed, "bool"))
     return ops.where(keep, log_probs, NEG_INF), state, attention, hook_state
+
+
+def _forbid_repeats(log_probs, token_buf, step, ngram: int):
+    """`log_probs` with `NEG_INF` where a token would repeat an `ngram`-gram of its row.
+
+    `token_buf` `(N, T)` holds each row's tokens, `step` of them written so
+    far. The n-gram starting at position `k` is complete when `k + n <= step`;
+    it bans its last token when its first `n - 1` tokens equal the row's last
+    `n - 1` (for `n = 1`, every token written so far is banned).
+    """
+    rows, width = ops.shape(token_buf)[0], ops.shape(token_buf)[1]
+    starts = ops.arange(width, dtype="int32")
+    last = width - 1
+
+    def column(index):  # token_buf[:, index] for an (N,)- or (T,)-shaped index, clamped
+        index = ops.clip(index, 0, last)
+        if len(index.shape) == 0:
+            index = ops.full((rows,), index, dtype="int32")
+            return ops.take_along_axis(token_buf, ops.expand_dims(index, 1), axis=1)
+        return ops.take(token_buf, index, axis=1)
+
+    match = ops.expand_dims(ops.less_equal(starts + ngram, step), 0)  # (1, T)
+    for j in range(ngram - 1):
+        window = column(starts + j)  # (N, T): token j of the n-gram starting at k
+        prefix = column(step - ngram + 1 + j)  # (N, 1): token j of the row's last n - 1
+        match = ops.logical_and(match, ops.equal(window, prefix))
+    match = ops.broadcast_to(match, (rows, width))
+    banned_token = column(starts + ngram - 1)  # (N, T)
+    row_ids = ops.repeat(ops.expand_dims(ops.arange(rows, dtype="int32"), 1), width, axis=1)
+    indices = ops.stack([ops.reshape(row_ids, (-1,)), ops.reshape(banned_token, (-1,))], axis=1)
+    banned = ops.scatter(
+        indices, ops.reshape(ops.cast(match, "float32"), (-1,)), ops.shape(log_probs)
+    )
+    return ops.where(banned > 0, NEG_INF, log_probs)
 
 
 def _rows_shape(mask, x):

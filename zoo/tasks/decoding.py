@@ -29,6 +29,8 @@ class SearchDecoder(tf.Module):
         decode = recipe["decode"]
         self.beam_size = int(decode["beam_size"])
         self.length_penalty = float(decode["length_penalty"])
+        self.coverage_penalty = float(decode.get("coverage_penalty", 0.0))
+        self.no_repeat_ngram = int(decode.get("no_repeat_ngram", 0))
         self.max_length = int(decode["max_length"])
 
     def decode_options(self, beam_size, max_length):
@@ -42,6 +44,12 @@ class SearchDecoder(tf.Module):
         """Encodes `inputs` (a batch) and searches; `hooks` go to the sampler (constraints)."""
         memory = self.model.encode(inputs, training=False)
         state = self.model.initial_state(memory)
+        if self.no_repeat_ngram:
+            hooks.setdefault("no_repeat_ngram", self.no_repeat_ngram)
+        if self.coverage_penalty:
+            hooks.setdefault("coverage_penalty", self.coverage_penalty)
+            mask = memory.get("mask") if isinstance(memory, dict) else None
+            hooks.setdefault("coverage_mask", mask)
         return search(
             self.model.step,
             state,
