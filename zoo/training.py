@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -18,7 +20,8 @@ import tensorflow as tf
 
 def make_optimizer(train: dict, steps_per_epoch: int | None = None) -> keras.optimizers.Optimizer:
     learning_rate: Any = train["learning_rate"]
-    if train["schedule"] == "cosine" and steps_per_epoch:
+    # With a time budget the `TimeBudget` callback sets the rate from the clock.
+    if train["schedule"] == "cosine" and steps_per_epoch and not train.get("max_minutes"):
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps=steps_per_epoch * train["epochs"], alpha=0.05
         )
@@ -56,6 +59,113 @@ def compile_for_fit(
         # The decoders' scan cannot be compiled by XLA (KERAS3-NOTES): say so explicitly.
         jit_compile=bool(train["jit_compile"]),
     )
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Ends training after `minutes`, with the learning rate scheduled over that time.
+
+    The learning rate follows the clock rather than a step count, so a
+    schedule fits the budget whatever the machine's speed: with
+    `schedule="cosine"` it warms up linearly over the first `warmup` share
+    of the budget, then decays along a cosine to `alpha` times its value at
+    the end; with `"constant"` it stays put. When the budget is spent the
+    current batch is the last one: Keras then validates, `EarlyStopping`
+    (if any) restores the best weights, and the run goes on to evaluation
+    and export as after its last epoch. So that this last validation pass
+    fits in the budget too, training stops once the time left is less than
+    the last validation pass and one batch took.
+
+    The time spent is written to `state_path` (JSON) at every epoch end, so a
+    run resumed from its backup continues the schedule and the budget where
+    it stopped instead of starting them again.
+
+    Args:
+        minutes: the budget, in minutes of `fit` (validation passes included).
+        learning_rate: the peak learning rate.
+        schedule: `"cosine"` or `"constant"`.
+        warmup: share of the budget spent warming up (cosine only).
+        alpha: the final learning rate, as a share of `learning_rate`.
+        state_path: where the time spent is kept between runs, or `None`.
+    """
+
+    def __init__(
+        self,
+        minutes: float,
+        learning_rate: float,
+        schedule: str = "cosine",
+        warmup: float = 0.02,
+        alpha: float = 0.05,
+        state_path: str | Path | None = None,
+    ):
+        super().__init__()
+        self.seconds = float(minutes) * 60.0
+        self.learning_rate = float(learning_rate)
+        self.schedule = schedule
+        self.warmup = float(warmup)
+        self.alpha = float(alpha)
+        self.state_path = Path(state_path) if state_path else None
+        self.spent_before = 0.0
+        self.stopped = False
+        self._started = None
+        self._reserve = 0.0  # seconds of the last validation pass
+        self._batch_started = self._test_started = None
+        self._batch_seconds = 0.0
+
+    def elapsed(self) -> float:
+        """Seconds of the budget spent, earlier runs of a resumed training included."""
+        return self.spent_before + (time.time() - self._started if self._started else 0.0)
+
+    def rate(self, fraction: float) -> float:
+        """The learning rate once `fraction` (0..1) of the budget is spent."""
+        if self.schedule != "cosine":
+            return self.learning_rate
+        fraction = min(max(fraction, 0.0), 1.0)
+        if self.warmup and fraction < self.warmup:
+            return self.learning_rate * max(fraction / self.warmup, 0.01)
+        progress = (fraction - self.warmup) / max(1.0 - self.warmup, 1e-9)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * progress))
+        return self.learning_rate * (self.alpha + (1.0 - self.alpha) * cosine)
+
+    def on_train_begin(self, logs=None):
+        if self.state_path and self.state_path.exists():
+            self.spent_before = float(json.loads(self.state_path.read_text())["seconds"])
+        self._started = time.time()
+        self.stopped = False
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._batch_started = time.time()
+        self.model.optimizer.learning_rate.assign(self.rate(self.elapsed() / self.seconds))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._batch_started is not None:
+            self._batch_seconds = time.time() - self._batch_started
+        if self.elapsed() + self._reserve + self._batch_seconds >= self.seconds:
+            self.model.stop_training = True
+            self.stopped = True
+
+    def on_test_begin(self, logs=None):
+        self._test_started = time.time()
+
+    def on_test_end(self, logs=None):
+        if self._test_started is not None:
+            self._reserve = time.time() - self._test_started
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(self.rate(self.elapsed() / self.seconds))
+        if self.state_path:
+            self.state_path.write_text(json.dumps({"seconds": round(self.elapsed(), 1)}))
+
+
+class _BatchCounter(keras.callbacks.Callback):
+    """Counts the training batches of one `fit` call (for tokens/s when epochs are not passes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
 
 
 def check_export_target(recipe: dict) -> None:
@@ -102,8 +212,21 @@ def fit(
     the epochs that were left.
     """
     train = recipe["train"]
+    budget = None
+    if train.get("max_minutes"):
+        budget = TimeBudget(
+            train["max_minutes"],
+            train["learning_rate"],
+            schedule=train["schedule"],
+            state_path=run_dir / "time_budget.json",
+        )
+        if not (run_dir / "backup").exists():  # a fresh run spends the budget afresh
+            (run_dir / "time_budget.json").unlink(missing_ok=True)
+    counter = _BatchCounter()
     callbacks = [
         *callbacks,
+        counter,
+        *([budget] if budget else []),
         keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoint.keras")),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
@@ -115,8 +238,13 @@ def fit(
             )
         )
     started = time.time()
+    data = datasets["train"]
+    if train["steps_per_epoch"]:
+        # "Epochs" of a fixed number of steps run through the data without a
+        # break (and without Keras's "ran out of data" at the end of a pass).
+        data = data.repeat()
     history = model.fit(
-        datasets["train"],
+        data,
         validation_data=datasets["validation"],
         epochs=train["epochs"],
         steps_per_epoch=train["steps_per_epoch"],
@@ -126,16 +254,21 @@ def fit(
     )
     seconds = time.time() - started
     epochs_run = len(history.epoch)  # this call; fewer than asked after a resume
-    rate = token_counts["train"] * epochs_run / max(seconds, 1e-9)
+    passes = counter.batches / max(int(datasets["train"].cardinality()), 1)
+    rate = token_counts["train"] * passes / max(seconds, 1e-9)
     log(
-        f"train: {epochs_run} epochs in {seconds:.0f} s, "
+        f"train: {epochs_run} epochs ({passes:.2f} passes over the data) in {seconds:.0f} s, "
         f"{rate:,.0f} target tokens/s (padding excluded)"
     )
+    if budget and budget.stopped:
+        log(f"train: the {train['max_minutes']:g}-minute budget ended training")
     return {
         "history": {k: [float(x) for x in v] for k, v in history.history.items()},
         "train_seconds": round(seconds, 1),
         "epochs": history.epoch[-1] + 1 if history.epoch else 0,
         "epochs_this_run": epochs_run,
+        "passes_this_run": round(passes, 3),
+        "stopped_by_budget": bool(budget and budget.stopped),
         "tokens_per_second": round(rate, 1),
     }
 

@@ -131,3 +131,38 @@ def test_dropout_trains_across_traces():
     for length in (5, 7):  # two shapes: two traces
         source, target_in = _batch(rng, target_len=length)
         model.fit({"source": source, "target_in": target_in}, target_in, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize("style", ["luong", "bahdanau"])
+def test_layernorm_output_steps_like_the_scan_and_round_trips(style, tmp_path):
+    model = Seq2Seq(
+        20,
+        24,
+        embedding_dim=8,
+        encoder={"units": 6},
+        decoder={"units": 12, "style": style, "output": "layernorm"},
+        attention={"kind": "additive", "units": 5},
+    )
+    model.build()
+    assert model.decoder.output_norm is not None
+    assert model.decoder.output_dense.activation.__name__ == "linear"
+    source, target_in = _batch(np.random.default_rng(4))
+    logits, _ = model.forward_with_attention(source, target_in)
+    memory = model.encode(source)
+    state = model.initial_state(memory)
+    for t in range(target_in.shape[1]):
+        step_logits, state, _ = model.step(target_in[:, t], state, memory)
+        np.testing.assert_allclose(step_logits, logits[:, t], rtol=1e-4, atol=1e-5)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    assert reloaded.decoder.output_kind == "layernorm"
+    inputs = {"source": source, "target_in": target_in}
+    np.testing.assert_allclose(model(inputs), reloaded(inputs), rtol=1e-5, atol=1e-6)
+
+
+def test_an_unknown_output_is_refused():
+    from zoo.models.attention_decoder import AttentionDecoder
+
+    with pytest.raises(ValueError, match="`output` must be one of"):
+        AttentionDecoder(10, output="relu")

@@ -105,7 +105,9 @@ def finetune_section(parts: Sequence[str]) -> Section:
     )
 
 
-def rnn_section(style: Field | None = None, bidirectional: Field | None = None) -> dict:
+def rnn_section(
+    style: Field | None = None, bidirectional: Field | None = None, **extras: Field
+) -> dict:
     """A recurrent stack's settings (cell, units, layers, dropout), with optional extras."""
     section = {
         "cell": Field(str, "gru", choices=("gru", "lstm"), doc="recurrent cell"),
@@ -117,6 +119,7 @@ def rnn_section(style: Field | None = None, bidirectional: Field | None = None) 
         section["bidirectional"] = bidirectional
     if style is not None:
         section["style"] = style
+    section.update(extras)
     return section
 
 
@@ -125,6 +128,13 @@ def training_fields() -> dict[str, Field]:
     return {
         "batch_size": Field(int, 64, check=COUNT),
         "epochs": Field(int, 10, check=COUNT),
+        "max_minutes": Field(
+            float,
+            None,
+            check=positive(),
+            doc="end training after this many minutes, the learning rate scheduled over "
+            "them (epochs is then an upper bound)",
+        ),
         "steps_per_epoch": Field(int, None, check=COUNT),
         "optimizer": Field(str, "adam", choices=("adam", "adamw", "sgd", "rmsprop")),
         "learning_rate": Field(float, 0.001, check=positive()),

@@ -13,6 +13,7 @@ from keras import ops
 from zoo.layers import attention_from_config
 
 STYLES = ("luong", "bahdanau")
+OUTPUTS = ("tanh", "layernorm")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -44,6 +45,11 @@ class AttentionDecoder(keras.layers.Layer):
         normalize: weight-normalised additive attention.
         scale: learned scale of multiplicative scores.
         style: `"luong"` or `"bahdanau"`.
+        output: how the output vector is made from its inputs (`[c_t; h_t]`
+            for Luong): `"tanh"` is the papers' `tanh(W x)`; `"layernorm"`
+            is `LayerNorm(W x)` (Ba et al. 2016), which trains several times
+            faster on real text (see the README's ablation: the bounded tanh
+            vector makes the vocabulary layer slow to become confident).
 
     The state of a step is a tuple `(cell_states, feed)`: `cell_states` a
     tuple with one tuple of tensors per layer (`(h,)` for GRU, `(h, c)` for
@@ -65,9 +71,12 @@ class AttentionDecoder(keras.layers.Layer):
         normalize: bool = False,
         scale: bool = False,
         style: str = "luong",
+        output: str = "tanh",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if output not in OUTPUTS:
+            raise ValueError(f"`output` must be one of {OUTPUTS}. Received: output={output!r}")
         if style not in STYLES:
             raise ValueError(f"`style` must be one of {STYLES}. Received: style={style!r}")
         if cell not in ("gru", "lstm"):
@@ -83,6 +92,7 @@ class AttentionDecoder(keras.layers.Layer):
         self.normalize = normalize
         self.scale = scale
         self.style = style
+        self.output_kind = output
 
         policy = self.dtype_policy
         self.embedding = keras.layers.Embedding(
@@ -105,7 +115,15 @@ class AttentionDecoder(keras.layers.Layer):
             for i in range(layers)
         ]
         self.output_dense = keras.layers.Dense(
-            units, activation="tanh", name="output_dense", dtype=policy
+            units,
+            activation="tanh" if output == "tanh" else None,
+            name="output_dense",
+            dtype=policy,
+        )
+        self.output_norm = (
+            keras.layers.LayerNormalization(name="output_norm", dtype=policy)
+            if output == "layernorm"
+            else None
         )
         self.logits_dense = keras.layers.Dense(vocab_size, name="logits_dense", dtype=policy)
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=policy)
@@ -132,6 +150,8 @@ class AttentionDecoder(keras.layers.Layer):
             query_dim = self.units
             self.attention_layer.build((batch, None, query_dim), tuple(memory_shape))
         self.output_dense.build((batch, output_input))
+        if self.output_norm is not None:
+            self.output_norm.build((batch, self.units))
         self.logits_dense.build((batch, None, self.units))
         self.built = True
 
@@ -172,7 +192,7 @@ class AttentionDecoder(keras.layers.Layer):
                 ops.concatenate([embedded, feed], -1), cell_states, training
             )
             context, attention = self.attention_layer.attend(h, memory["keys"], values, mask=mask)
-            output = self.output_dense(ops.concatenate([context, h], -1))
+            output = self._output(ops.concatenate([context, h], -1))
         else:
             if self.has_attention:
                 query = cell_states[-1][0]
@@ -185,9 +205,13 @@ class AttentionDecoder(keras.layers.Layer):
             h, cell_states = self._run_cells(
                 ops.concatenate([embedded, context], -1), cell_states, training
             )
-            output = self.output_dense(ops.concatenate([h, context, embedded], -1))
+            output = self._output(ops.concatenate([h, context, embedded], -1))
         output = self.dropout_layer(output, training=training)
         return output, (cell_states, output), ops.cast(attention, self.compute_dtype)
+
+    def _output(self, x):
+        x = self.output_dense(x)
+        return x if self.output_norm is None else self.output_norm(x)
 
     def step(self, tokens, state, memory):
         """The sampler contract: `(tokens (N,), state, memory) -> (logits, state, attention)`."""
@@ -237,6 +261,7 @@ class AttentionDecoder(keras.layers.Layer):
                 "normalize": self.normalize,
                 "scale": self.scale,
                 "style": self.style,
+                "output": self.output_kind,
             }
         )
         return config

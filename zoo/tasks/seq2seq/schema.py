@@ -64,7 +64,14 @@ def seq2seq_model_section(*, reverse_source: bool = False) -> Section:
                     "luong",
                     choices=("luong", "bahdanau"),
                     doc="luong: input feeding; bahdanau: attend before the RNN",
-                )
+                ),
+                output=Field(
+                    str,
+                    "tanh",
+                    choices=("tanh", "layernorm"),
+                    doc="the output vector: tanh(W x) as in the papers, or LayerNorm(W x), "
+                    "which learns real text several times faster",
+                ),
             ),
         },
         validate=_validate_seq2seq_model,
@@ -84,7 +91,7 @@ def seq2seq_train_section() -> Section:
     fields["bucket_boundaries"] = Field(
         list[int], [8, 12, 16, 20, 25, 30, 40, 50, 60], check=increasing()
     )
-    order = ("batch_size", "batch_tokens", "epochs", "steps_per_epoch", "optimizer")
+    order = ("batch_size", "batch_tokens", "epochs", "max_minutes", "steps_per_epoch", "optimizer")
     order += ("learning_rate", "schedule", "clipnorm", "label_smoothing", "bucket_boundaries")
     order += ("mixed_precision", "jit_compile", "seed", "patience")
     return Section({name: fields[name] for name in order}, validate=validate_no_jit)

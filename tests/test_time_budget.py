@@ -1,0 +1,97 @@
+"""`train.max_minutes`: training ends at the budget, the learning rate follows the clock."""
+
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from zoo.training import TimeBudget
+
+
+def test_cosine_rate_warms_up_then_decays_to_alpha():
+    budget = TimeBudget(10, 0.01, schedule="cosine", warmup=0.1, alpha=0.05)
+    assert budget.rate(0.05) == pytest.approx(0.005)
+    assert budget.rate(0.1) == pytest.approx(0.01)
+    assert budget.rate(0.55) == pytest.approx(0.01 * (0.05 + 0.95 * 0.5))
+    assert budget.rate(1.0) == pytest.approx(0.0005)
+    assert budget.rate(3.0) == pytest.approx(0.0005)  # past the budget: the floor
+    rates = [budget.rate(f) for f in np.linspace(0.1, 1.0, 20)]
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
+    assert TimeBudget(10, 0.01, schedule="constant").rate(0.7) == 0.01
+    assert math.isclose(TimeBudget(10, 0.01, warmup=0.0).rate(0.0), 0.01)
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    return model
+
+
+def test_training_stops_once_the_budget_is_spent_and_the_state_is_kept(tmp_path, monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr("zoo.training.time.time", clock)
+
+    class Tick(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            clock.now += 6.0  # every batch "takes" 6 s: the 1-minute budget is 10 batches
+
+    state = tmp_path / "time_budget.json"
+    budget = TimeBudget(1.0, 0.01, state_path=state)
+    rates = []
+
+    class Rate(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            rates.append(float(self.model.optimizer.learning_rate.numpy()))
+
+    x, y = np.ones((64, 3)), np.ones((64, 1))
+    model = _model()
+    history = model.fit(x, y, batch_size=4, epochs=5, verbose=0, callbacks=[Tick(), budget, Rate()])
+    assert budget.stopped
+    # 16 batches an epoch; after 9 (54 s) there is no time left for a 10th.
+    assert len(rates) == 9 and len(history.epoch) == 1
+    assert rates[0] < rates[1] > rates[-1] and rates[-1] < 0.002  # warm-up, then decay
+    assert json.loads(state.read_text())["seconds"] == pytest.approx(54.0)
+    # A resumed run reads the time already spent: nothing is left to train.
+    again = TimeBudget(1.0, 0.01, state_path=state)
+    rates.clear()
+    model.fit(x, y, batch_size=4, epochs=5, verbose=0, callbacks=[Tick(), again, Rate()])
+    assert again.stopped and len(rates) == 1
+
+
+def test_the_last_validation_pass_fits_in_the_budget(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr("zoo.training.time.time", clock)
+
+    class Tick(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            clock.now += 1.0
+
+        def on_test_batch_end(self, batch, logs=None):
+            clock.now += 5.0
+
+    budget = TimeBudget(1.0, 0.01)
+    x, y = np.ones((40, 3)), np.ones((40, 1))
+    started = clock.now
+    history = _model().fit(
+        x,
+        y,
+        batch_size=4,
+        epochs=50,
+        validation_data=(x[:8], y[:8]),
+        verbose=0,
+        callbacks=[Tick(), budget],
+    )
+    # Each epoch: 10 batches (10 s) and a validation pass of 2 batches (10 s).
+    assert budget.stopped
+    assert clock.now - started <= 60.0
+    assert len(history.epoch) == 3  # 3 x 20 s; a 4th epoch would not fit
