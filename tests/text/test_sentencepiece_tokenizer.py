@@ -158,3 +158,53 @@ def test_savedmodel_round_trip_without_zoo_and_without_assets(tokenizer, tmp_pat
         check=True,
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == REAL
+
+
+CHILD_TWO = textwrap.dedent(
+    """
+    import json, sys
+    sys.modules["zoo"] = None
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+    loaded = tf.saved_model.load(sys.argv[1])
+    text = tf.constant(json.loads(sys.argv[2]))
+    print(json.dumps({
+        "english": loaded.english(text).numpy().tolist(),
+        "french": loaded.french(text).numpy().tolist(),
+    }))
+    """
+)
+
+
+def test_two_models_in_one_savedmodel_stay_apart_when_reloaded(tmp_path):
+    """A translation export holds a source and a target model: each must keep its own."""
+    english = SentencePieceTokenizer.build(make_corpus(300) + REAL[:1] * 30, 120)
+    french = SentencePieceTokenizer.build([REAL[1], REAL[3]] * 60 + ["Tu es là."] * 30, 60)
+    assert english.model != french.model
+
+    class Module(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.source, self.target = english, french
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def english(self, text):
+            return self.source.tokenize(text).to_tensor(-1)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+        def french(self, text):
+            return self.target.tokenize(text).to_tensor(-1)
+
+    path = tmp_path / "two"
+    tf.saved_model.save(Module(), str(path))
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD_TWO, str(path), json.dumps(REAL)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    text = tf.constant(REAL)
+    assert got["english"] == english.tokenize(text).to_tensor(-1).numpy().tolist()
+    assert got["french"] == french.tokenize(text).to_tensor(-1).numpy().tolist()
+    assert got["english"] != got["french"]
