@@ -118,6 +118,12 @@ def adapt_vocabularies(
     result, report = {}, {}
     for key, tokenizer in tokenizers.items():
         added: list[str] = []
+        if options["vocab"] == "extend" and not getattr(tokenizer, "can_extend", True):
+            raise FinetuneError(
+                f"finetune.vocab: the base model's {key} tokenizer is {tokenizer.kind}, whose "
+                "pieces are a trained model that cannot grow; fine-tune with "
+                "finetune.vocab=keep (its pieces spell any word of the characters it knows)"
+            )
         if options["vocab"] == "extend":
             added = new_tokens(
                 tokenizer,

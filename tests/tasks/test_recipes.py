@@ -73,7 +73,7 @@ def test_flickr8k_recipe_as_shipped_trains_one_epoch_with_a_resnet_from_scratch(
 
 # Recipes that read the samples in ../shared/data, and the file each needs.
 SHARED_INPUTS = {
-    "translation_tatoeba.yaml": "translation/deu_eng_sample.tsv",
+    "translation_tatoeba.yaml": "translation/fra_eng.tsv",
     "parsing_ptb.yaml": "parsing/treebank",
     "captioning_flickr8k.yaml": "captioning/flickr8k/Flickr8k.token.txt",
     "captioning_coco.yaml": "captioning/coco/captions_sample.json",

@@ -74,16 +74,32 @@ TRANSLATION_SCHEMA = Section(
             validate=_validate_translation_data,
         ),
         "tokenizer": {
-            "kind": Field(str, "wordpiece", choices=("wordpiece", "word")),
+            "kind": Field(
+                str,
+                None,
+                choices=("sentencepiece", "wordpiece", "word"),
+                doc="sentencepiece keeps case, accents and spacing (real text out); "
+                "default: sentencepiece on files, wordpiece on the synthetic grammar",
+            ),
             "vocab_size": Field(int, 2000, check=COUNT, doc="largest vocabulary"),
-            "lower_thresh": Field(int, 2, check=at_least(1), doc="rarest piece kept"),
-            "lowercase": Field(bool, True),
+            "lower_thresh": Field(int, 2, check=at_least(1), doc="wordpiece: rarest piece kept"),
+            "lowercase": Field(
+                bool, None, doc="default: false for sentencepiece, true for wordpiece and word"
+            ),
         },
         "model": seq2seq_model_section(),
         "train": seq2seq_train_section(),
         "decode": {
             "beam_size": Field(int, 4, check=at_least(1), doc="1 = greedy"),
-            "length_penalty": Field(float, 0.6, check=non_negative()),
+            "length_penalty": Field(
+                float, 0.6, check=non_negative(), doc="GNMT alpha: 0 = plain log-probability"
+            ),
+            "coverage_penalty": Field(
+                float, 0.0, check=non_negative(), doc="GNMT beta: favour reading every source word"
+            ),
+            "no_repeat_ngram": Field(
+                int, 0, check=non_negative(), doc="forbid repeating an n-gram of this size; 0 = off"
+            ),
             "max_length": Field(int, 80, check=at_least(1)),
         },
         "evaluate": {

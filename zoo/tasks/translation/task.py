@@ -26,6 +26,7 @@ from zoo.tasks.seq2seq.task import Seq2SeqTask
 from zoo.tasks.seq2seq.training import tokenize_all
 from zoo.tasks.translation.schema import TRANSLATION_SCHEMA
 from zoo.text.normalization import normalize_python
+from zoo.text.sentencepiece_tokenizer import SentencePieceTokenizer
 from zoo.text.word_tokenizer import WordTokenizer
 from zoo.text.wordpiece_tokenizer import WordPieceTokenizer
 from zoo.training import decode_corpus
@@ -108,10 +109,24 @@ def read_files(data: dict) -> tuple[list[Pair], str]:
 
 
 # --- tokenizers -----------------------------------------------------------------------------
-def build_tokenizer(texts: list[str], config: dict):
-    cls = WordPieceTokenizer if config["kind"] == "wordpiece" else WordTokenizer
-    kwargs = {"lowercase": config["lowercase"]}
-    if config["kind"] == "wordpiece":
+def tokenizer_kind(config: dict, data: dict | None = None) -> str:
+    """The recipe's `tokenizer.kind`, or the default: SentencePiece on real text."""
+    if config["kind"]:
+        return config["kind"]
+    return "wordpiece" if (data or {}).get("kind", "synthetic") == "synthetic" else "sentencepiece"
+
+
+def build_tokenizer(texts: list[str], config: dict, data: dict | None = None):
+    """A tokenizer of the kind `config` (a recipe's `tokenizer` section) names, learned on `texts`."""
+    kind = tokenizer_kind(config, data)
+    cls = {
+        "sentencepiece": SentencePieceTokenizer,
+        "wordpiece": WordPieceTokenizer,
+        "word": WordTokenizer,
+    }[kind]
+    lowercase = config["lowercase"]
+    kwargs = {"lowercase": kind != "sentencepiece" if lowercase is None else lowercase}
+    if kind == "wordpiece":
         kwargs["lower_thresh"] = config["lower_thresh"]
     return cls.build(texts, config["vocab_size"], **kwargs)
 
@@ -198,17 +213,21 @@ def evaluate(
     results = translate_corpus(translate_fn, [p.source for p in pairs])
     decode_seconds = time.time() - started
     hypotheses = [r["translation"].decode("utf-8") for r in results]
-    # The model writes normalised text (see zoo.text.normalization: case
-    # folded when the tokenizer lower-cases, accents stripped, punctuation
-    # split); score it against references normalised the same way, or BLEU
-    # would count every capital and accent as an error.
-    lowercase = translator.target_tokenizer.lowercase
-    references = [normalize_python(p.target, lowercase=lowercase) for p in pairs]
+    # As papers report: the model's detokenised text against the raw
+    # references, with sacreBLEU's own tokenisation. A word-level or WordPiece
+    # model writes lower-cased, accent-stripped text and pays for it here; the
+    # normalised score beside it (both sides through `normalize_python`) shows
+    # how much of the gap is case, accents and spacing.
+    references = [p.target for p in pairs]
     sources = [p.source for p in pairs]
+    normalized = [normalize_python(h) for h in hypotheses]
+    normalized_refs = [normalize_python(r) for r in references]
     metrics: dict[str, Any] = {
         "examples": len(pairs),
         "bleu": corpus_bleu(hypotheses, references),
         "chrf": corpus_chrf(hypotheses, references),
+        "bleu_normalized": corpus_bleu(normalized, normalized_refs),
+        "chrf_normalized": corpus_chrf(normalized, normalized_refs),
         "bleu_by_length": bleu_by_length(
             sources, hypotheses, references, tuple(evaluate_config["length_buckets"])
         ),
@@ -241,8 +260,14 @@ def evaluate(
 
 def format_metrics(metrics: dict) -> str:
     lines = [
-        f"test: sacreBLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f} on {metrics['examples']} sentences"
+        f"test: sacreBLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f} on "
+        f"{metrics['examples']} sentences (detokenised output against the raw references)"
     ]
+    if "bleu_normalized" in metrics:
+        lines.append(
+            f"test: normalised (lower-cased, accents stripped, punctuation split): "
+            f"sacreBLEU {metrics['bleu_normalized']:.2f}, chrF {metrics['chrf_normalized']:.2f}"
+        )
     if "alignment_error_rate" in metrics:
         lines.append(f"test: attention alignment error rate {metrics['alignment_error_rate']:.3f}")
     buckets = ", ".join(
@@ -300,10 +325,11 @@ class TranslationTask(Seq2SeqTask):
     def build_tokenizers(self, train, recipe, log):
         t0 = time.time()
         config = recipe["tokenizer"]
-        source = build_tokenizer([p.source for p in train], config)
-        target = build_tokenizer([p.target for p in train], config)
+        source = build_tokenizer([p.source for p in train], config, recipe["data"])
+        target = build_tokenizer([p.target for p in train], config, recipe["data"])
         log(
-            f"tokenizer: {config['kind']}, source vocabulary {source.vocab_size}, "
+            f"tokenizer: {tokenizer_kind(config, recipe['data'])}, "
+            f"source vocabulary {source.vocab_size}, "
             f"target vocabulary {target.vocab_size} ({time.time() - t0:.1f} s)"
         )
         return {"source": source, "target": target}
