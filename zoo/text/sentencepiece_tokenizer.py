@@ -19,6 +19,8 @@ from zoo.text.vocabulary import (
     RESERVED_TOKENS,
     VocabularyTokenizer,
     check_vocab_size,
+    id_batch,
+    string_batch,
 )
 
 # Lines longer than this many bytes are left out of training (SentencePiece's own limit).
@@ -136,12 +138,7 @@ class SentencePieceTokenizer(VocabularyTokenizer):
 
     def tokenize(self, strings: tf.Tensor) -> tf.RaggedTensor:
         """Piece ids, int32 `RaggedTensor` (batch_size, None)."""
-        strings = tf.convert_to_tensor(strings, dtype=tf.string)
-        if strings.shape.rank is not None and strings.shape.rank != 1:
-            raise ValueError(
-                f"Expected a 1-D batch of strings, shape (batch_size,). "
-                f"Received: shape={strings.shape}"
-            )
+        strings = string_batch(strings)
         if self.lowercase:
             strings = tf_text.case_fold_utf8(strings)
         return tf.cast(self._sentencepiece.tokenize(strings), tf.int32)
@@ -152,13 +149,7 @@ class SentencePieceTokenizer(VocabularyTokenizer):
         Special tokens (ids below 4) are dropped, the pieces joined and their
         `"▁"` turned back into spaces. Returns a string tensor (batch_size,).
         """
-        if not isinstance(ids, tf.RaggedTensor):
-            ids = tf.convert_to_tensor(ids)
-        if ids.shape.rank is not None and ids.shape.rank != 2:
-            raise ValueError(
-                f"Expected ids of shape (batch_size, T), dense or ragged. "
-                f"Received: shape={ids.shape}"
-            )
+        ids = id_batch(ids)
         ids = tf.cast(ids, tf.int32)
         keep = (ids >= NUM_RESERVED) & (ids < self.vocab_size)
         return self._sentencepiece.detokenize(tf.ragged.boolean_mask(ids, keep))

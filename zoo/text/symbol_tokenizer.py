@@ -13,6 +13,7 @@ from zoo.text.vocabulary import (
     VOCAB_FILENAME,
     check_vocab_size,
     count_words,
+    string_batch,
 )
 from zoo.text.word_tokenizer import WordTokenizer
 
@@ -97,12 +98,7 @@ class SymbolTokenizer(WordTokenizer):
 
     def words(self, strings: tf.Tensor) -> tf.RaggedTensor:
         """The symbols, unnormalised, string `RaggedTensor` (batch_size, None)."""
-        strings = tf.convert_to_tensor(strings, dtype=tf.string)
-        if strings.shape.rank is not None and strings.shape.rank != 1:
-            raise ValueError(
-                f"Expected a 1-D batch of strings, shape (batch_size,). "
-                f"Received: shape={strings.shape}"
-            )
+        strings = string_batch(strings)
         return tf.strings.split(strings)
 
     def get_config(self) -> dict[str, Any]:

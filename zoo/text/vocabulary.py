@@ -56,6 +56,27 @@ def count_words(
     return counts
 
 
+def string_batch(strings) -> tf.Tensor:
+    """`strings` as a string tensor of shape (batch_size,); any other rank is refused."""
+    strings = tf.convert_to_tensor(strings, dtype=tf.string)
+    if strings.shape.rank is not None and strings.shape.rank != 1:
+        raise ValueError(
+            f"Expected a 1-D batch of strings, shape (batch_size,). Received: shape={strings.shape}"
+        )
+    return strings
+
+
+def id_batch(ids):
+    """`ids` as a (batch_size, T) tensor, dense or ragged; any other rank is refused."""
+    if not isinstance(ids, tf.RaggedTensor):
+        ids = tf.convert_to_tensor(ids)
+    if ids.shape.rank is not None and ids.shape.rank != 2:
+        raise ValueError(
+            f"Expected ids of shape (batch_size, T), dense or ragged. Received: shape={ids.shape}"
+        )
+    return ids
+
+
 def check_vocab_size(vocab_size: int) -> None:
     if not isinstance(vocab_size, int) or vocab_size <= NUM_RESERVED:
         raise ValueError(
@@ -115,12 +136,7 @@ class VocabularyTokenizer(tf.Module):
 
     def words(self, strings: tf.Tensor) -> tf.RaggedTensor:
         """Normalised words, string `RaggedTensor` (batch_size, None)."""
-        strings = tf.convert_to_tensor(strings, dtype=tf.string)
-        if strings.shape.rank is not None and strings.shape.rank != 1:
-            raise ValueError(
-                f"Expected a 1-D batch of strings, shape (batch_size,). "
-                f"Received: shape={strings.shape}"
-            )
+        strings = string_batch(strings)
         return tf.strings.split(normalize_text(strings, self.lowercase))
 
     def tokenize(self, strings: tf.Tensor) -> tf.RaggedTensor:
@@ -146,13 +162,7 @@ class VocabularyTokenizer(tf.Module):
         Special tokens (ids below 4: padding, `[UNK]`, `[START]`, `[END]`) are
         dropped. Returns a string tensor (batch_size,); an empty row gives "".
         """
-        if not isinstance(ids, tf.RaggedTensor):
-            ids = tf.convert_to_tensor(ids)
-        if ids.shape.rank is not None and ids.shape.rank != 2:
-            raise ValueError(
-                f"Expected ids of shape (batch_size, T), dense or ragged. "
-                f"Received: shape={ids.shape}"
-            )
+        ids = id_batch(ids)
         ids = tf.ragged.boolean_mask(ids, ids >= NUM_RESERVED)
         return self._join(self.id_to_token(ids))
 
