@@ -60,7 +60,20 @@ def test_defaults_filled():
     assert recipe["model"]["decoder"]["style"] == "luong"
     assert recipe["train"]["learning_rate"] == 0.001
     assert recipe["train"]["bucket_boundaries"] == [8, 12, 16, 20, 25, 30, 40, 50, 60]
-    assert recipe["decode"] == {"beam_size": 4, "length_penalty": 0.6, "max_length": 80}
+    assert recipe["decode"] == {
+        "beam_size": 4,
+        "length_penalty": 0.6,
+        "coverage_penalty": 0.0,
+        "no_repeat_ngram": 0,
+        "max_length": 80,
+    }
+    # Tokenizer defaults follow the data: WordPiece (lower-cased) on the synthetic grammar...
+    assert recipe["tokenizer"]["kind"] == "wordpiece" and recipe["tokenizer"]["lowercase"]
+    # ...SentencePiece, which keeps case, on a file.
+    on_file = resolve_recipe({"task": "translation", "data": {"kind": "tsv", "path": __file__}})[
+        "tokenizer"
+    ]
+    assert on_file["kind"] == "sentencepiece" and on_file["lowercase"] is False
     assert recipe["evaluate"]["length_buckets"] == [10, 20, 30, 40, 50]
     assert recipe["export"] == {"dir": "saved_models", "version": None}
     assert recipe["run"] == {"dir": "runs"}

@@ -95,7 +95,7 @@ def test_mixed_precision_is_set_on_the_model_not_globally():
     assert keras.config.dtype_policy().name == "float32"
 
 
-def test_evaluation_scores_against_references_normalised_like_the_output():
+def test_a_normalising_tokenizer_pays_for_it_in_the_headline_not_in_the_normalised_score():
     from types import SimpleNamespace
 
     from zoo.tasks.translation import Pair, evaluate
@@ -107,7 +107,7 @@ def test_evaluation_scores_against_references_normalised_like_the_output():
         Pair("Hi, Tom.", "Hallo, Tom!"),
     ]
 
-    def translate(text):  # a perfect model writes the normalised reference
+    def translate(text):  # a perfect WordPiece model writes the normalised reference
         outputs = [normalize_python(p.target) for p in pairs[: len(text)]]
         return {"translation": tf.constant(outputs)}
 
@@ -115,4 +115,8 @@ def test_evaluation_scores_against_references_normalised_like_the_output():
     config = {"length_buckets": [10, 20], "max_examples": None, "alignment": False}
     metrics = evaluate(None, translator, pairs, config, translate_fn=translate)
     assert normalize_python("Ich weiß.") == "ich weiss ."
-    assert metrics["bleu"] == pytest.approx(100.0)
+    # The headline is against the raw references, as papers report...
+    assert metrics["bleu"] < 30 and metrics["chrf"] < 70
+    # ...and the normalised score beside it shows that only form was lost.
+    assert metrics["bleu_normalized"] == pytest.approx(100.0)
+    assert metrics["chrf_normalized"] == pytest.approx(100.0)

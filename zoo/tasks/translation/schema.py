@@ -39,6 +39,21 @@ def _validate_translation_data(data: dict, path: str) -> None:
         )
 
 
+def _resolve_tokenizer_defaults(recipe: dict, path: str) -> None:
+    """The tokenizer defaults that depend on the data, written into the recipe.
+
+    SentencePiece (case and accents kept) on data files, WordPiece on the
+    synthetic grammar; lower-casing for WordPiece and words only. The resolved
+    recipe (printed, saved, exported) then says what was built.
+    """
+    tokenizer = recipe["tokenizer"]
+    if tokenizer["kind"] is None:
+        synthetic = recipe["data"]["kind"] == "synthetic"
+        tokenizer["kind"] = "wordpiece" if synthetic else "sentencepiece"
+    if tokenizer["lowercase"] is None:
+        tokenizer["lowercase"] = tokenizer["kind"] != "sentencepiece"
+
+
 TRANSLATION_SCHEMA = Section(
     {
         "name": name_field("translation"),
@@ -110,4 +125,5 @@ TRANSLATION_SCHEMA = Section(
         "finetune": finetune_section(SEQ2SEQ_PARTS),
     },
     doc="sequence-to-sequence translation with attention (Bahdanau 2015, Luong 2015)",
+    validate=_resolve_tokenizer_defaults,
 )
