@@ -145,10 +145,8 @@ def run_ours(recipe_path: str, minutes: float | None, workdir: Path) -> dict:
 def run_tutorial(recipe: dict, splits, seconds: float, seed: int = 0) -> dict:
     keras.utils.set_random_seed(seed)
     train = splits.train
-    config = {"kind": "word", "vocab_size": 5000, "lowercase": True, "lower_thresh": 1}
     source_tokenizer = WordTokenizer.build([p.source for p in train], 5000)
     target_tokenizer = WordTokenizer.build([p.target for p in train], 5000)
-    del config
     source_ids = tokenize_all(source_tokenizer, [p.source for p in train])
     target_ids = tokenize_all(target_tokenizer, [p.target for p in train])
     data = make_seq2seq_dataset(source_ids, target_ids, batch_size=64, seed=seed).repeat()
@@ -259,7 +257,7 @@ ABLATIONS = {
         "decoder.style": "bahdanau",
         "decoder.output": "layernorm",
     },
-    "  + embeddings 256, dropout 0.1 (the recipe's model)": "recipe",
+    "  + embeddings 256, dropout 0.1 (the recipe's model)": {"recipe": True},
     "  the recipe's model at learning rate 0.001": {"recipe": True, "learning_rate": 0.001},
 }
 
@@ -268,8 +266,8 @@ def ablation(args) -> None:
     recipe = load_recipe(args.recipe)
     keras.utils.set_random_seed(0)
     splits = load_splits(recipe["data"])
-    source = build_tokenizer([p.source for p in splits.train], recipe["tokenizer"], recipe["data"])
-    target = build_tokenizer([p.target for p in splits.train], recipe["tokenizer"], recipe["data"])
+    source = build_tokenizer([p.source for p in splits.train], recipe["tokenizer"])
+    target = build_tokenizer([p.target for p in splits.train], recipe["tokenizer"])
     source_ids = tokenize_all(source, [p.source for p in splits.train])
     target_ids = tokenize_all(target, [p.target for p in splits.train])
     data = make_seq2seq_dataset(
@@ -291,10 +289,8 @@ def ablation(args) -> None:
         learning_rate = recipe["train"]["learning_rate"]
         if change is None:
             model = TutorialShaped(source.vocab_size, target.vocab_size)
-        elif change == "recipe" or "recipe" in change:
-            learning_rate = (
-                change.get("learning_rate", learning_rate) if change != "recipe" else learning_rate
-            )
+        elif change.get("recipe"):
+            learning_rate = change.get("learning_rate", learning_rate)
             model = build_model(recipe["model"], source.vocab_size, target.vocab_size)
         else:
             config = json.loads(json.dumps(base))

@@ -109,24 +109,19 @@ def read_files(data: dict) -> tuple[list[Pair], str]:
 
 
 # --- tokenizers -----------------------------------------------------------------------------
-def tokenizer_kind(config: dict, data: dict | None = None) -> str:
-    """The recipe's `tokenizer.kind`, or the default: SentencePiece on real text."""
-    if config["kind"]:
-        return config["kind"]
-    return "wordpiece" if (data or {}).get("kind", "synthetic") == "synthetic" else "sentencepiece"
+def build_tokenizer(texts: list[str], config: dict):
+    """A tokenizer of the kind `config` (a resolved recipe's `tokenizer` section) names.
 
-
-def build_tokenizer(texts: list[str], config: dict, data: dict | None = None):
-    """A tokenizer of the kind `config` (a recipe's `tokenizer` section) names, learned on `texts`."""
-    kind = tokenizer_kind(config, data)
+    The recipe schema fills the defaults that depend on the data (SentencePiece
+    on files, WordPiece on the synthetic grammar, and `lowercase`).
+    """
     cls = {
         "sentencepiece": SentencePieceTokenizer,
         "wordpiece": WordPieceTokenizer,
         "word": WordTokenizer,
-    }[kind]
-    lowercase = config["lowercase"]
-    kwargs = {"lowercase": kind != "sentencepiece" if lowercase is None else lowercase}
-    if kind == "wordpiece":
+    }[config["kind"]]
+    kwargs = {"lowercase": config["lowercase"]}
+    if config["kind"] == "wordpiece":
         kwargs["lower_thresh"] = config["lower_thresh"]
     return cls.build(texts, config["vocab_size"], **kwargs)
 
@@ -325,10 +320,10 @@ class TranslationTask(Seq2SeqTask):
     def build_tokenizers(self, train, recipe, log):
         t0 = time.time()
         config = recipe["tokenizer"]
-        source = build_tokenizer([p.source for p in train], config, recipe["data"])
-        target = build_tokenizer([p.target for p in train], config, recipe["data"])
+        source = build_tokenizer([p.source for p in train], config)
+        target = build_tokenizer([p.target for p in train], config)
         log(
-            f"tokenizer: {tokenizer_kind(config, recipe['data'])}, "
+            f"tokenizer: {config['kind']}, "
             f"source vocabulary {source.vocab_size}, "
             f"target vocabulary {target.vocab_size} ({time.time() - t0:.1f} s)"
         )
