@@ -238,6 +238,87 @@ def test_verify_images_leaves_out_files_tensorflow_cannot_decode(flickr8k_dir):
     assert "1 image unreadable (" in report.summary()
 
 
+KAGGLE = (
+    "\ufeffimage,caption\r\n"
+    "a.jpg,A dog runs .\r\n"
+    'a.jpg,"A dog , wet , shakes off water ."\n'
+    "b.jpg,Two children , one in red , play .\n"
+    "\n"
+    "no comma on this line\n"
+    ",A caption without its image .\n"
+    "b.jpg,   \n"
+    'c.jpg,"A sign that says "" open "" ."\n'
+    "gone.jpg,A picture nobody kept .\n"
+    "d.jpg,A caf\xe9 .\n"
+)
+
+
+@pytest.fixture
+def kaggle_dir(tmp_path) -> Path:
+    data = KAGGLE.encode("utf-8").replace("caf\xc3\xa9".encode("latin-1"), b"caf\xe9")
+    (tmp_path / "captions.txt").write_bytes(data)
+    write_images(tmp_path / "Images", "a.jpg", "b.jpg", "c.jpg", "d.jpg")
+    return tmp_path
+
+
+def test_kaggle_captions_csv_is_read_with_the_same_checks(kaggle_dir):
+    splits, report = read_flickr8k(kaggle_dir / "captions.txt")
+    images = splits["all"]
+    assert [image.image_id for image in images] == ["a.jpg", "b.jpg", "c.jpg"]
+    assert images[0] == CaptionedImage(
+        str(kaggle_dir / "Images" / "a.jpg"),
+        ("A dog runs .", "A dog , wet , shakes off water ."),
+        "a.jpg",
+    )
+    assert images[1].captions == ("Two children , one in red , play .",)  # unquoted commas
+    assert images[2].captions == ('A sign that says " open " .',)
+    assert report.malformed == [
+        ("line 6", "expected 'image,caption', found no comma"),
+        ("line 7", "no image file name before the comma"),
+        ("line 11", "invalid UTF-8 (byte 0xe9 at position 12)"),
+    ]
+    assert (report.entries, report.images, report.captions) == (11, 3, 4)
+    assert report.empty_captions == 1
+    assert report.missing_images == ["gone.jpg"]
+    assert report.summary().startswith(
+        "captions.txt: 11 lines, 3 images with 4 captions kept, 3 malformed (line 6: expected"
+    )
+
+
+def test_kaggle_captions_csv_strict_mode_and_split_lists(kaggle_dir):
+    with pytest.raises(DataFormatError, match=r"captions\.txt, line 6: expected 'image,caption'"):
+        read_flickr8k(kaggle_dir / "captions.txt", strict=True)
+    (kaggle_dir / "Flickr_8k.trainImages.txt").write_text("a.jpg\nc.jpg\n", encoding="utf-8")
+    (kaggle_dir / "Flickr_8k.testImages.txt").write_text("b.jpg\n", encoding="utf-8")
+    splits, _ = read_flickr8k(kaggle_dir / "captions.txt")
+    assert {split: [i.image_id for i in images] for split, images in splits.items()} == {
+        "train": ["a.jpg", "c.jpg"],
+        "test": ["b.jpg"],
+    }
+
+
+def test_real_kaggle_flickr8k_sample():
+    path = SAMPLE_DIR / "flickr8k_1k" / "captions.txt"
+    if not path.is_file():
+        pytest.skip(f"../shared/data is absent: no Flickr8k captions.txt at {path}")
+    splits, report = read_flickr8k(path)
+    images = splits["all"]
+    assert (report.entries, report.images, report.captions, report.malformed) == (
+        5001,
+        1000,
+        5000,
+        [],
+    )
+    assert all(len(image.captions) == 5 for image in images)
+    first = images[0]
+    assert first.image_id == "1000268201_693b08cb0e.jpg"
+    assert first.captions[0] == (
+        "A child in a pink dress is climbing up a set of stairs in an entry way ."
+    )
+    quoted = {c for image in images for c in image.captions if c.startswith("A dog shakes")}
+    assert "A dog shakes its head near the shore , a red ball next to it ." in quoted
+
+
 def test_summary_shows_at_most_five_of_each_list():
     report = CaptionReadReport(
         "x/cap.json",

@@ -37,8 +37,10 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import errno
+import itertools
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -327,7 +329,7 @@ def read_flickr8k(
     verify_images: bool = False,
     strict: bool = False,
 ) -> tuple[dict[str, list[CaptionedImage]], CaptionReadReport]:
-    """Reads Flickr8k captions (``Flickr8k.token.txt``) and splits them.
+    """Reads Flickr8k captions (``Flickr8k.token.txt``, or Kaggle's ``captions.txt``) and splits them.
 
     Lines are ``<image file>#<n><TAB><caption>``, five captions per image
     (``#0`` to ``#4``); the captions of an image keep their file order.
@@ -335,8 +337,15 @@ def read_flickr8k(
     ``<file>#<number>``, with a caption id seen before, or not UTF-8 is
     malformed; an empty caption is dropped and counted.
 
+    A file whose first line is the header ``image,caption`` is the popular
+    Kaggle copy's ``captions.txt`` (images in ``Images/``): one
+    ``<image file>,<caption>`` a line, the caption quoted or not (the image
+    name ends at the first comma). A line without a comma or without an image
+    name is malformed; line numbers count the header.
+
     Args:
-        token_file: the token file (``Flickr8k.lemma.token.txt`` reads the same way).
+        token_file: the token file (``Flickr8k.lemma.token.txt`` reads the same
+            way), or Kaggle's ``captions.txt``.
         images_dir: the folder of the JPEG files; by default the first of
             ``images/``, ``Flicker8k_Dataset/`` (the official folder name),
             ``Flickr8k_Dataset/`` and ``Images/`` that exists beside the token file.
@@ -368,10 +377,24 @@ def read_flickr8k(
     images_dir = _flickr8k_images_dir(token_path) if images_dir is None else os.fspath(images_dir)
     if not os.path.isdir(images_dir):
         raise FileNotFoundError(errno.ENOENT, "No such image folder", images_dir)
+    lines = _lines(token_path, "caption token file")
+    first = next(lines, None)
+    if first is not None and _is_csv_header(first[1]):
+        captions = _flickr8k_csv_captions(reading, lines)
+    else:
+        captions = _flickr8k_token_captions(reading, [first] if first else [], lines)
+    return _flickr8k_splits(reading, images_dir, captions, split_files, verify_images)
 
+
+def _is_csv_header(line: str | None) -> bool:
+    return line is not None and line.strip().replace(" ", "").lower() == "image,caption"
+
+
+def _flickr8k_token_captions(reading: _Reading, *line_groups) -> dict[str, list[str]]:
+    """``image -> captions`` of the lines of a ``Flickr8k.token.txt``."""
     captions: dict[str, list[str]] = {}
     first_seen: dict[str, int] = {}
-    for number, line, reason in _lines(token_path, "caption token file"):
+    for number, line, reason in itertools.chain(*line_groups):
         reading.report.entries = number
         where = f"line {number}"
         if line is None:
@@ -395,7 +418,55 @@ def read_flickr8k(
             texts = captions.setdefault(name, [])
             if (text := reading.caption(caption, where)) is not None:
                 texts.append(text)
+    return captions
 
+
+def _flickr8k_csv_captions(reading: _Reading, lines) -> dict[str, list[str]]:
+    """``image -> captions`` of the lines after the header of a Kaggle ``captions.txt``.
+
+    Each line is ``image,caption``. The image name ends at the first comma
+    (Flickr file names have none); the caption is the rest, CSV-unquoted when
+    it is quoted (``"A dog, wet, runs ."``), else taken as written (the Kaggle
+    file leaves captions with commas unquoted).
+    """
+    captions: dict[str, list[str]] = {}
+    for number, line, reason in lines:
+        reading.report.entries = number
+        where = f"line {number}"
+        if line is None:
+            reading.malformed(where, reason)
+            continue
+        if not line.strip():
+            continue
+        name, comma, caption = line.partition(",")
+        name = name.strip().strip('"').strip()
+        if not comma:
+            reading.malformed(where, "expected 'image,caption', found no comma")
+            continue
+        if not name:
+            reading.malformed(where, "no image file name before the comma")
+            continue
+        quoted = caption.strip()
+        if len(quoted) >= 2 and quoted[0] == quoted[-1] == '"':
+            try:
+                (caption,) = next(csv.reader([quoted]))
+            except (csv.Error, ValueError):
+                reading.malformed(where, "a quoted caption that is not valid CSV")
+                continue
+        texts = captions.setdefault(name, [])
+        if (text := reading.caption(caption, where)) is not None:
+            texts.append(text)
+    return captions
+
+
+def _flickr8k_splits(
+    reading: _Reading,
+    images_dir: str,
+    captions: dict[str, list[str]],
+    split_files: Mapping[str, str | os.PathLike] | None,
+    verify_images: bool,
+) -> tuple[dict[str, list[CaptionedImage]], CaptionReadReport]:
+    token_path = reading.path
     if split_files is None:
         folder = os.path.dirname(token_path)
         official = {
