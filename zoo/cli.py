@@ -206,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
             action="append",
             metavar="PATH",
             help="the data: a TSV of pairs (or --data SOURCES --data TARGETS), a treebank "
-            "folder or .mrg file, a Flickr8k token file, a COCO or Karpathy JSON",
+            "folder or .mrg file, a Flickr8k token file or captions.txt, a COCO or Karpathy JSON "
+            "(an instances JSON beside a COCO captions file scores the attention on its boxes)",
         )
         command.add_argument(
             "--format",

@@ -325,48 +325,6 @@ def test_coco_and_karpathy_files_split_by_image(tmp_path):
     assert [e.captions[0] for e in again.test] == [e.captions[0] for e in splits.test]
 
 
-# Slow (40 s): the default run reads a Flickr8k token file and trains on cached
-# features in tests/tasks/test_finetune.py, which fine-tunes on them.
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not FLICKR8K.exists(), reason=f"the shared Flickr8k sample is absent ({FLICKR8K})"
-)
-def test_flickr8k_recipe_trains_one_epoch_on_the_shared_sample_and_exports(tmp_path, monkeypatch):
-    """The shipped recipe's path through real photos: read, cache features, train, score, export."""
-    from zoo.config import load_recipe
-
-    recipe_file = Path(__file__).resolve().parents[2] / "recipes/captioning_flickr8k.yaml"
-    monkeypatch.chdir(recipe_file.parents[1])  # the recipe's data path is relative to the checkout
-    recipe = load_recipe(
-        recipe_file,
-        [
-            f"export.dir={tmp_path / 'saved_models'}",
-            f"run.dir={tmp_path / 'runs'}",
-            # No ImageNet file here: a frozen random MobileNet keeps the feature cache in play.
-            "model.encoder.backbone=mobilenet_v3_small",
-            "model.encoder.weights=null",
-            "model.encoder.fine_tune_from=null",
-            "data.image_size=96",
-            "model.encoder.grid_size=3",
-            "model.units=32",
-            "model.attention_units=32",
-            "model.embedding_dim=32",
-            "tokenizer.min_count=1",
-            "train.epochs=1",
-            "decode.max_length=8",
-        ],
-    )
-    logs = []
-    result = runner.train(recipe, log=logs.append)
-    text = "\n".join(logs)
-    assert "Flickr8k.token.txt: 300 lines, 60 images with 300 captions kept" in text
-    assert "training on its cached features" in text
-    assert len(list((tmp_path / "runs/captioning_flickr8k").glob("features-*.npy"))) == 2
-    metrics = result["metrics"]
-    assert metrics["examples"] == 12 and "pointing_accuracy" not in metrics
-    assert (Path(result["export_dir"]) / "saved_model.pb").is_file()
-
-
 def test_an_unreadable_training_image_is_named_by_its_file(tmp_path):
     import tensorflow as tf
 
@@ -391,3 +349,81 @@ def test_an_unreadable_training_image_is_named_by_its_file(tmp_path):
     )
     with pytest.raises(tf.errors.InvalidArgumentError, match="photo_0042.jpg"):
         next(iter(dataset))
+
+
+def test_object_pointing_scores_generated_words_on_the_boxes_of_their_image():
+    from zoo.data.caption_readers import ImageObjects
+    from zoo.tasks.captioning.data import CaptionExample
+    from zoo.tasks.captioning.task import format_metrics, score_object_pointing
+
+    objects = ImageObjects(100.0, 100.0, (("dog", (0.0, 0.0, 40.0, 40.0)),))
+    examples = [
+        CaptionExample("a.jpg", ("a dog",), "1", objects=objects),
+        CaptionExample("b.jpg", ("a cat",), "2"),  # no boxes: not scored
+    ]
+    attention = np.zeros((3, 2, 2), np.float32)
+    attention[1, 0, 0] = 1.0  # "dog" looks at the top-left cell, where the dog is
+    attention[2, 1, 1] = 1.0  # "man": no person box in the image
+    outputs = [
+        {"tokens": np.array([b"a", b"dog", b"man", b""]), "length": 3, "attention": attention},
+        {"tokens": np.array([b"dog"]), "length": 1, "attention": attention},
+    ]
+    metrics = score_object_pointing(examples, outputs)
+    assert metrics["object_pointing_accuracy"] == 1.0
+    assert metrics["object_pointing_words"] == 1
+    assert metrics["object_pointing_unboxed_words"] == 1
+    assert metrics["object_pointing_centre_baseline"] == 0.0  # cell (1, 1) misses the dog
+    assert metrics["object_pointing_uniform_baseline"] == 0.25
+    assert metrics["object_pointing_by_category"] == {"dog": {"hits": 1, "words": 1}}
+    text = format_metrics({"examples": 2, "bleu_4": 0.1, "images_per_second": 1.0, **metrics})
+    assert "attention on COCO boxes: 1.000 of 1 object words peak on their object" in text
+
+
+@pytest.mark.skipif(not COCO.exists(), reason=f"the shared COCO sample is absent ({COCO})")
+def test_coco_instances_beside_the_captions_are_read_and_can_be_named(tmp_path):
+    from zoo.tasks import captioning
+
+    data = resolve_recipe(
+        {"task": "captioning", "data": {"kind": "coco", "path": str(COCO / "captions_sample.json")}}
+    )["data"]
+    examples, report = captioning.read_files(data)
+    assert "instances_sample.json: 385 annotations, 40 images with 385 boxes kept" in report
+    assert all(e.objects is not None for e in examples)
+    elephants = next(e for e in examples if e.name == "54718")
+    assert {category for category, _ in elephants.objects.boxes} == {"elephant"}
+    # An explicit file; a captions file with no instances beside it has no boxes.
+    alone = tmp_path / "captions_alone.json"
+    alone.write_text((COCO / "captions_sample.json").read_text())
+    data["path"], data["images"] = str(alone), str(COCO / "images")
+    assert all(e.objects is None for e in captioning.read_files(data)[0])
+    data["instances"] = str(COCO / "instances_sample.json")
+    assert all(e.objects is not None for e in captioning.read_files(data)[0])
+    with pytest.raises(RecipeError, match=r"data\.instances: only for data\.kind 'coco'"):
+        resolve_recipe(
+            {
+                "task": "captioning",
+                "data": {"kind": "flickr8k", "path": str(alone), "instances": str(alone)},
+            }
+        )
+
+
+@pytest.mark.skipif(not COCO.exists(), reason=f"the shared COCO sample is absent ({COCO})")
+def test_cli_evaluate_on_coco_reports_the_attention_on_its_boxes(trained, tmp_path):
+    _, result, _ = trained
+    output = tmp_path / "metrics.json"
+    proc = run_zoo(
+        "evaluate",
+        result["export_dir"],
+        "--data",
+        str(COCO / "captions_sample.json"),
+        "--output",
+        str(output),
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "test: attention on COCO boxes:" in proc.stdout
+    metrics = json.loads(output.read_text())
+    assert metrics["examples"] == 40
+    # The tiny synthetic model knows shape words only: none names a COCO category.
+    assert metrics["object_pointing_words"] == 0
+    assert "object_pointing_centre_baseline" in metrics

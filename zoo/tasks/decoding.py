@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from zoo.samplers import search
 from zoo.tasks.base import Option
-from zoo.text.vocabulary import END_ID, START_ID
+from zoo.text.vocabulary import END_ID, START_ID, UNK_ID
 
 DECODE_OPTIONS = (
     Option("beam_size", "decode.beam_size"),
@@ -31,6 +31,7 @@ class SearchDecoder(tf.Module):
         self.length_penalty = float(decode["length_penalty"])
         self.coverage_penalty = float(decode.get("coverage_penalty", 0.0))
         self.no_repeat_ngram = int(decode.get("no_repeat_ngram", 0))
+        self.allow_unknown = bool(decode.get("allow_unknown", True))
         self.max_length = int(decode["max_length"])
 
     def decode_options(self, beam_size, max_length):
@@ -50,8 +51,9 @@ class SearchDecoder(tf.Module):
             hooks.setdefault("coverage_penalty", self.coverage_penalty)
             mask = memory.get("mask") if isinstance(memory, dict) else None
             hooks.setdefault("coverage_mask", mask)
+        step = self.model.step if self.allow_unknown else self._step_without_unknown
         return search(
-            self.model.step,
+            step,
             state,
             memory,
             beam_size=beam_size,
@@ -62,3 +64,9 @@ class SearchDecoder(tf.Module):
             max_length=max_length,
             **hooks,
         )
+
+    def _step_without_unknown(self, tokens, state, memory):
+        """`model.step` with the [UNK] token never chosen (`decode.allow_unknown: false`)."""
+        logits, state, extras = self.model.step(tokens, state, memory)
+        unknown = tf.one_hot(UNK_ID, tf.shape(logits)[-1], on_value=-1e9, dtype=logits.dtype)
+        return logits + unknown, state, extras

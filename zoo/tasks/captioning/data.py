@@ -39,12 +39,15 @@ class CaptionExample:
         name: what to call the image in logs and samples.
         scene: the `zoo.data.synthetic_scenes.Scene` it was drawn from (boxes and
             the object each word names, for pointing accuracy); None for real data.
+        objects: the image's annotated boxes (`zoo.data.caption_readers.ImageObjects`,
+            from a COCO instances file), for scoring the attention on real photos.
     """
 
     image: str | bytes
     captions: tuple[str, ...]
     name: str
     scene: object | None = None
+    objects: object | None = None
 
     def image_bytes(self) -> bytes:
         if isinstance(self.image, bytes):
@@ -53,8 +56,24 @@ class CaptionExample:
 
 
 # --- data -----------------------------------------------------------------------------------
-def _from_records(records) -> list[CaptionExample]:
-    return [CaptionExample(r.image, tuple(r.captions), r.image_id) for r in records]
+def _from_records(records, objects: dict | None = None) -> list[CaptionExample]:
+    objects = objects or {}
+    return [
+        CaptionExample(r.image, tuple(r.captions), r.image_id, objects=objects.get(r.image_id))
+        for r in records
+    ]
+
+
+def _coco_objects(captions_path: str, instances_path: str | None, reports: list) -> dict:
+    """The boxes of a COCO captions file's images: from `instances_path`, else the file beside."""
+    from zoo.data import caption_readers
+
+    path = instances_path or caption_readers.instances_beside(captions_path)
+    if path is None:
+        return {}
+    objects, report = caption_readers.read_coco_instances(path)
+    reports.append(report.summary())
+    return objects
 
 
 def _split_images(items: list, validation_size: int, test_size: int, seed: int, what: str):
@@ -140,7 +159,7 @@ def load_splits(data: dict) -> Splits:
             data["path"], data["images"], verify_images=verify
         )
         reports.append(report.summary())
-        train = _from_records(records)
+        train = _from_records(records, _coco_objects(data["path"], data["instances"], reports))
         if data["validation_path"] is None:
             train, validation, test = _split_images(
                 train, data["validation_size"], data["test_size"], seed, data["path"]
@@ -150,7 +169,7 @@ def load_splits(data: dict) -> Splits:
                 data["validation_path"], data["validation_images"], verify_images=verify
             )
             reports.append(report.summary())
-            held = _from_records(held)
+            held = _from_records(held, _coco_objects(data["validation_path"], None, reports))
             random.Random(seed).shuffle(held)
             half = min(data["validation_size"], len(held) // 2)
             validation, test = held[:half], held[half : half + data["test_size"]]
@@ -165,10 +184,14 @@ def read_files(data: dict) -> tuple[list[CaptionExample], str]:
     from zoo.data import caption_readers
 
     verify = data["verify_images"]
+    objects = {}
     if data["kind"] == "coco":
         records, report = caption_readers.read_coco_captions(
             data["path"], data["images"], verify_images=verify
         )
+        reports = [report.summary()]
+        objects = _coco_objects(data["path"], data["instances"], reports)
+        summary = "; ".join(reports)
     else:
         reader = {
             "flickr8k": caption_readers.read_flickr8k,
@@ -176,10 +199,11 @@ def read_files(data: dict) -> tuple[list[CaptionExample], str]:
         }[data["kind"]]
         parts, report = reader(data["path"], data["images"], verify_images=verify)
         records = [record for part in parts.values() for record in part]
-    examples = _from_records(records)
+        summary = report.summary()
+    examples = _from_records(records, objects)
     if not examples:
-        raise DataFormatError(f"{data['path']}: no captioned image ({report.summary()})")
-    return examples, report.summary()
+        raise DataFormatError(f"{data['path']}: no captioned image ({summary})")
+    return examples, summary
 
 
 def _limited(splits: Splits, data: dict) -> Splits:

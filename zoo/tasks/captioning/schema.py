@@ -49,6 +49,11 @@ def _validate_captioning_data(data: dict, path: str) -> None:
             "only for data.kind 'coco' (the other formats carry their own splits)",
             key=_join(path, "validation_path"),
         )
+    if data["instances"] is not None and data["kind"] != "coco":
+        raise RecipeError(
+            "only for data.kind 'coco' (its boxes are matched to COCO image ids)",
+            key=_join(path, "instances"),
+        )
     if data["min_objects"] > data["max_objects"]:
         raise RecipeError(
             f"must be <= {_join(path, 'max_objects')} ({data['max_objects']}), "
@@ -116,6 +121,13 @@ CAPTIONING_SCHEMA = Section(
                 ),
                 "validation_images": Field(
                     str, None, path_must_exist="dir", doc="coco: the images of validation_path"
+                ),
+                "instances": Field(
+                    str,
+                    None,
+                    path_must_exist="file",
+                    doc="coco: the instances JSON whose boxes score the attention (default: "
+                    "instances_<x>.json beside captions_<x>.json, when there)",
                 ),
                 "max_images": Field(
                     int, None, check=COUNT, doc="use at most this many training images"
@@ -220,6 +232,15 @@ CAPTIONING_SCHEMA = Section(
             "beam_size": Field(int, 3, check=at_least(1), doc="1 = greedy"),
             "length_penalty": Field(float, 0.0, check=non_negative()),
             "max_length": Field(int, 20, check=COUNT, doc="most words of a caption"),
+            "no_repeat_ngram": Field(
+                int,
+                0,
+                check=non_negative(),
+                doc="never write an n-gram twice in a caption (0: off)",
+            ),
+            "allow_unknown": Field(
+                bool, True, doc="false: never write [UNK] (the next best word instead)"
+            ),
         },
         "evaluate": {
             "max_examples": Field(int, None, check=COUNT, doc="test images decoded"),

@@ -187,11 +187,45 @@ def evaluate(
         )
         metrics["pointing_accuracy"] = counts.accuracy
         metrics["pointing_words"] = counts.total
+    if any(e.objects is not None for e in examples):
+        metrics.update(score_object_pointing(examples, outputs))
     metrics["samples"] = [
         {"image": e.name, "reference": e.captions[0], "caption": h}
         for e, h in list(zip(examples, hypotheses, strict=True))[:5]
     ]
     return metrics
+
+
+def score_object_pointing(examples: list[CaptionExample], outputs: list[dict]) -> dict:
+    """Pointing of the generated object words on the images' boxes, with its two baselines.
+
+    See `zoo.metrics.object_pointing`: words naming a COCO category of a box
+    in their image, scored on the attention the exported model produced for them.
+    """
+    from zoo.metrics.object_pointing import ObjectPointing, object_pointing
+
+    counts = ObjectPointing()
+    for example, output in zip(examples, outputs, strict=True):
+        if example.objects is None:
+            continue
+        words = [t.decode("utf-8") for t in output["tokens"][: int(output["length"])]]
+        objects = example.objects
+        counts.add(
+            object_pointing(
+                words, output["attention"], objects.boxes, (objects.width, objects.height)
+            )
+        )
+    return {
+        "object_pointing_accuracy": counts.accuracy,
+        "object_pointing_centre_baseline": counts.centre_accuracy,
+        "object_pointing_uniform_baseline": counts.uniform_accuracy,
+        "object_pointing_words": counts.total,
+        "object_pointing_unboxed_words": counts.unboxed,
+        "object_pointing_by_category": {
+            category: {"hits": hits, "words": total}
+            for category, (hits, total) in sorted(counts.by_category.items())
+        },
+    }
 
 
 def format_metrics(metrics: dict) -> str:
@@ -211,6 +245,14 @@ def format_metrics(metrics: dict) -> str:
         lines.append(
             f"test: attention pointing accuracy {metrics['pointing_accuracy']:.3f} "
             f"({metrics['pointing_words']} object words)"
+        )
+    if "object_pointing_accuracy" in metrics:
+        lines.append(
+            f"test: attention on COCO boxes: {metrics['object_pointing_accuracy']:.3f} of "
+            f"{metrics['object_pointing_words']} object words peak on their object (centre "
+            f"cell: {metrics['object_pointing_centre_baseline']:.3f}, a random cell: "
+            f"{metrics['object_pointing_uniform_baseline']:.3f}; "
+            f"{metrics['object_pointing_unboxed_words']} words name no boxed object)"
         )
     lines.append(f"test: {metrics['images_per_second']:.1f} images/s captioned")
     for sample in metrics.get("samples", [])[:3]:
