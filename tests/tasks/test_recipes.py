@@ -46,28 +46,50 @@ def test_captioning_recipe_reaches_bleu4_060_and_pointing_080(tmp_path):
     assert metrics["pointing_accuracy"] >= 0.80, metrics["pointing_accuracy"]
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not (RECIPES.parents[1] / "shared/data/captioning/flickr8k").exists(),
-    reason="../shared/data/captioning/flickr8k is absent",
-)
-def test_flickr8k_recipe_as_shipped_trains_one_epoch_with_a_resnet_from_scratch(
-    tmp_path, monkeypatch
-):
-    """The issue's command: the shipped recipe on the shared sample, no ImageNet file here."""
+FLICKR8K_1K = RECIPES.parents[1] / "shared/data/captioning/flickr8k_1k"
 
+
+@pytest.mark.slow
+@pytest.mark.skipif(not FLICKR8K_1K.exists(), reason=f"{FLICKR8K_1K} is absent")
+def test_flickr8k_recipe_reaches_bleu4_010_and_cider_025_in_20_minutes(tmp_path, monkeypatch):
+    """The shipped recipe, unchanged, on the 1,000 shared Flickr8k photos."""
     monkeypatch.chdir(RECIPES.parent)
+    recipe = load_recipe(
+        RECIPES / "captioning_flickr8k.yaml",
+        [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
+    )
+    metrics = runner.train(recipe)["metrics"]
+    assert metrics["examples"] == 100
+    assert metrics["bleu_4"] >= 0.10, metrics["bleu_4"]
+    assert metrics["cider"] >= 0.25, metrics["cider"]
+    assert metrics["train_seconds"] <= 20 * 60, metrics["train_seconds"]
+
+
+@pytest.mark.skipif(not FLICKR8K_1K.exists(), reason=f"{FLICKR8K_1K} is absent")
+def test_flickr8k_recipe_runs_offline_with_its_pretrained_encoder(tmp_path, monkeypatch):
+    """The shipped recipe's whole path on fewer photos: ImageNet weights from the package."""
+    monkeypatch.chdir(RECIPES.parent)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "no-keras-cache"))
     recipe = load_recipe(
         RECIPES / "captioning_flickr8k.yaml",
         [
             f"export.dir={tmp_path / 'saved_models'}",
             f"run.dir={tmp_path / 'runs'}",
-            "model.encoder.weights=null",
+            "data.max_images=40",
+            "data.validation_size=10",
+            "data.test_size=10",
+            "model.units=32",
+            "model.attention_units=16",
+            "model.embedding_dim=16",
             "train.epochs=1",
         ],
     )
-    result = runner.train(recipe)
-    assert result["metrics"]["examples"] == 12
+    logs = []
+    result = runner.train(recipe, log=logs.append)
+    text = "\n".join(logs)
+    assert "captions.txt: 5001 lines, 1000 images with 5000 captions kept" in text
+    assert "training on its cached features" in text
+    assert result["metrics"]["examples"] == 10
     assert (Path(result["export_dir"]) / "saved_model.pb").is_file()
 
 
@@ -75,7 +97,7 @@ def test_flickr8k_recipe_as_shipped_trains_one_epoch_with_a_resnet_from_scratch(
 SHARED_INPUTS = {
     "translation_tatoeba.yaml": "translation/fra_eng.tsv",
     "parsing_ptb.yaml": "parsing/treebank",
-    "captioning_flickr8k.yaml": "captioning/flickr8k/Flickr8k.token.txt",
+    "captioning_flickr8k.yaml": "captioning/flickr8k_1k/captions.txt",
     "captioning_coco.yaml": "captioning/coco/captions_sample.json",
 }
 
