@@ -281,14 +281,17 @@ def test_state_dict_reader_rejects_other_files_and_truncated_ones(tmp_path):
         read_torch_state_dict(cut)
 
 
-def test_state_dict_reader_follows_strides_and_offsets(tmp_path, monkeypatch):
-    """A transposed view into a shared storage comes back as the values it shows."""
+def _view_pickle(monkeypatch) -> bytes:
+    """A state dict pickle {"w": storage "0"[1:7] viewed as (3, 2), strides (1, 3)}.
+
+    Written as torch writes it, with stand-ins for the two torch names it refers to
+    (only so that pickle can write them; they are gone before the file is read).
+    """
     import collections
     import io
     import sys
     import types
 
-    # Stand-ins for the two torch names the file refers to, only so that pickle can write them.
     torch, utils = types.ModuleType("torch"), types.ModuleType("torch._utils")
 
     class FloatStorage:
@@ -303,24 +306,45 @@ def test_state_dict_reader_follows_strides_and_offsets(tmp_path, monkeypatch):
         "_rebuild_tensor_v2",
     )
     torch.FloatStorage, utils._rebuild_tensor_v2 = FloatStorage, _rebuild_tensor_v2
-    monkeypatch.setitem(sys.modules, "torch", torch)
-    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "torch", torch)
+        patch.setitem(sys.modules, "torch._utils", utils)
 
-    class Pickler(pickle.Pickler):
-        def persistent_id(self, obj):
-            return ("storage", FloatStorage, "0", "cpu", 7) if obj == "storage-0" else None
+        class Pickler(pickle.Pickler):
+            def persistent_id(self, obj):
+                return ("storage", FloatStorage, "0", "cpu", 7) if obj == "storage-0" else None
 
-    class Tensor:
-        # storage[1:7] viewed as (3, 2) with strides (1, 3): the transpose of [[1, 2, 3], [4, 5, 6]].
-        def __reduce__(self):
-            return (_rebuild_tensor_v2, ("storage-0", 1, (3, 2), (1, 3), False, {}))
+        class Tensor:
+            def __reduce__(self):
+                return (_rebuild_tensor_v2, ("storage-0", 1, (3, 2), (1, 3), False, {}))
 
-    buffer = io.BytesIO()
-    Pickler(buffer, protocol=2).dump(collections.OrderedDict(w=Tensor()))
-    monkeypatch.delitem(sys.modules, "torch")
-    monkeypatch.delitem(sys.modules, "torch._utils")
+        buffer = io.BytesIO()
+        Pickler(buffer, protocol=2).dump(collections.OrderedDict(w=Tensor()))
+    return buffer.getvalue()
+
+
+# The view above: the transpose of [[1, 2, 3], [4, 5, 6]].
+VIEW = [[1, 4], [2, 5], [3, 6]]
+
+
+def test_state_dict_reader_follows_strides_and_offsets(tmp_path, monkeypatch):
     path = tmp_path / "view.pth"
     storage = struct.pack("<q", 7) + np.arange(7, dtype="<f4").tobytes()
-    _legacy_file(path, buffer.getvalue(), ["0"], storage)
-    state = read_torch_state_dict(path)
-    np.testing.assert_array_equal(state["w"], [[1, 4], [2, 5], [3, 6]])
+    _legacy_file(path, _view_pickle(monkeypatch), ["0"], storage)
+    np.testing.assert_array_equal(read_torch_state_dict(path)["w"], VIEW)
+
+
+def test_state_dict_reader_reads_the_zip_layout_of_newer_torch(tmp_path, monkeypatch):
+    import zipfile
+
+    path = tmp_path / "new.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("new/data.pkl", _view_pickle(monkeypatch))
+        archive.writestr("new/data/0", np.arange(7, dtype="<f4").tobytes())
+        archive.writestr("new/version", "3\n")
+    np.testing.assert_array_equal(read_torch_state_dict(path)["w"], VIEW)
+    broken = tmp_path / "broken.pt"
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("new/data.pkl", _view_pickle(monkeypatch))
+    with pytest.raises(ValueError, match="broken.pt: storage 0 is missing from the archive"):
+        read_torch_state_dict(broken)

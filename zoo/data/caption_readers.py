@@ -396,18 +396,22 @@ def _is_csv_header(line: str | None) -> bool:
     return line is not None and line.strip().replace(" ", "").lower() == "image,caption"
 
 
-def _flickr8k_token_captions(reading: _Reading, *line_groups) -> dict[str, list[str]]:
-    """``image -> captions`` of the lines of a ``Flickr8k.token.txt``."""
-    captions: dict[str, list[str]] = {}
-    first_seen: dict[str, int] = {}
-    for number, line, reason in itertools.chain(*line_groups):
+def _content_lines(reading: _Reading, lines) -> Iterator[tuple[int, str, str]]:
+    """``(number, "line N", text)`` of the lines that hold text; counts them all, reports bad UTF-8."""
+    for number, line, reason in lines:
         reading.report.entries = number
         where = f"line {number}"
         if line is None:
             reading.malformed(where, reason)
-            continue
-        if not line.strip():
-            continue
+        elif line.strip():
+            yield number, where, line
+
+
+def _flickr8k_token_captions(reading: _Reading, *line_groups) -> dict[str, list[str]]:
+    """``image -> captions`` of the lines of a ``Flickr8k.token.txt``."""
+    captions: dict[str, list[str]] = {}
+    first_seen: dict[str, int] = {}
+    for number, where, line in _content_lines(reading, itertools.chain(*line_groups)):
         caption_id, tab, caption = line.partition("\t")
         caption_id = caption_id.strip()
         name, hash_sign, index = caption_id.rpartition("#")
@@ -436,14 +440,7 @@ def _flickr8k_csv_captions(reading: _Reading, lines) -> dict[str, list[str]]:
     file leaves captions with commas unquoted).
     """
     captions: dict[str, list[str]] = {}
-    for number, line, reason in lines:
-        reading.report.entries = number
-        where = f"line {number}"
-        if line is None:
-            reading.malformed(where, reason)
-            continue
-        if not line.strip():
-            continue
+    for _, where, line in _content_lines(reading, lines):
         name, comma, caption = line.partition(",")
         name = name.strip().strip('"').strip()
         if not comma:

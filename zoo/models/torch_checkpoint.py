@@ -164,6 +164,19 @@ def _flatten(value, prefix: str = "") -> dict[str, np.ndarray]:
     return out
 
 
+def _load_state(file, path: str) -> tuple[dict, dict[str, _StorageRef]]:
+    """The state dict's pickle, with placeholders for its tensors, and the storages they use."""
+    try:
+        result = _StateDictUnpickler(file, path).load()
+    except (pickle.UnpicklingError, EOFError) as error:
+        raise ValueError(f"{path}: a damaged torch.save file ({error})") from None
+    if not isinstance(result, dict):
+        raise ValueError(f"{path}: holds a {type(result).__name__}, not a state dict")
+    refs: dict[str, _StorageRef] = {}
+    _collect_refs(result, refs)
+    return result, refs
+
+
 def read_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """``{tensor name: array}`` of a ``torch.save``d state dict, read safely without torch.
 
@@ -190,15 +203,11 @@ def read_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             raise ValueError(f"{path}: not a file written by torch.save")
         for _ in range(2):  # protocol version, system info: plain numbers and a dict
             _StateDictUnpickler(file, path).load()
+        result, refs = _load_state(file, path)
         try:
-            result = _StateDictUnpickler(file, path).load()
             keys = _StateDictUnpickler(file, path).load()
         except (pickle.UnpicklingError, EOFError) as error:
             raise ValueError(f"{path}: a damaged torch.save file ({error})") from None
-        if not isinstance(result, dict):
-            raise ValueError(f"{path}: holds a {type(result).__name__}, not a state dict")
-        refs: dict[str, _StorageRef] = {}
-        _collect_refs(result, refs)
         storages = _legacy_storages(file, path, [str(k) for k in keys], refs)
     return _flatten(_materialise(result, storages, path))
 
@@ -210,14 +219,7 @@ def _read_zip(path: str) -> dict[str, np.ndarray]:
         if not pickles:
             raise ValueError(f"{path}: a zip file without data.pkl is not a torch.save file")
         root = pickles[0][: -len("data.pkl")]
-        try:
-            result = _StateDictUnpickler(io.BytesIO(archive.read(pickles[0])), path).load()
-        except (pickle.UnpicklingError, EOFError) as error:
-            raise ValueError(f"{path}: a damaged torch.save file ({error})") from None
-        if not isinstance(result, dict):
-            raise ValueError(f"{path}: holds a {type(result).__name__}, not a state dict")
-        refs: dict[str, _StorageRef] = {}
-        _collect_refs(result, refs)
+        result, refs = _load_state(io.BytesIO(archive.read(pickles[0])), path)
         storages = {}
         for key, ref in refs.items():
             member = f"{root}data/{key}"
