@@ -352,7 +352,7 @@ def test_an_unreadable_training_image_is_named_by_its_file(tmp_path):
 
 
 def test_object_pointing_scores_generated_words_on_the_boxes_of_their_image():
-    from zoo.data.caption_readers import ImageObjects
+    from zoo.data.coco_instances import ImageObjects
     from zoo.tasks.captioning.data import CaptionExample
     from zoo.tasks.captioning.task import format_metrics, score_object_pointing
 

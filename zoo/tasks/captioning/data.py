@@ -39,7 +39,7 @@ class CaptionExample:
         name: what to call the image in logs and samples.
         scene: the `zoo.data.synthetic_scenes.Scene` it was drawn from (boxes and
             the object each word names, for pointing accuracy); None for real data.
-        objects: the image's annotated boxes (`zoo.data.caption_readers.ImageObjects`,
+        objects: the image's annotated boxes (`zoo.data.coco_instances.ImageObjects`,
             from a COCO instances file), for scoring the attention on real photos.
     """
 
@@ -66,12 +66,12 @@ def _from_records(records, objects: dict | None = None) -> list[CaptionExample]:
 
 def _coco_objects(captions_path: str, instances_path: str | None, reports: list) -> dict:
     """The boxes of a COCO captions file's images: from `instances_path`, else the file beside."""
-    from zoo.data import caption_readers
+    from zoo.data.coco_instances import instances_beside, read_coco_instances
 
-    path = instances_path or caption_readers.instances_beside(captions_path)
+    path = instances_path or instances_beside(captions_path)
     if path is None:
         return {}
-    objects, report = caption_readers.read_coco_instances(path)
+    objects, report = read_coco_instances(path)
     reports.append(report.summary())
     return objects
 
