@@ -236,16 +236,21 @@ def beam_search(
             reorder(coverage),
         )
 
-    def record(step, tokens, parent, attention, finished, gen_len, token_buf, att_buf):
-        finished, gen_len, token_buf, att_buf = (
-            ops.take(x, parent, axis=0) for x in (finished, gen_len, token_buf, att_buf)
+    def record(step, tokens, parent, attention, finished, gen_len, token_buf, att_buf, parent_buf):
+        # The attention history is not reordered with the beams (that would
+        # copy `(N, max_length, S)` floats every step): each step's row is
+        # written where it is, with its parent, and the best hypothesis's
+        # rows are followed back once at the end (`_follow_parents`).
+        finished, gen_len, token_buf = (
+            ops.take(x, parent, axis=0) for x in (finished, gen_len, token_buf)
         )
         alive = ops.logical_not(finished)
         token_buf = _write_step(token_buf, step, _mask_rows(tokens, alive))
         att_buf = _write_step(att_buf, step, _mask_rows(attention, alive))
+        parent_buf = _write_step(parent_buf, step, parent)
         gen_len = gen_len + ops.cast(alive, "int32")
         finished = ops.logical_or(finished, ops.equal(tokens, end_id))
-        return finished, gen_len, token_buf, att_buf
+        return finished, gen_len, token_buf, att_buf, parent_buf
 
     # Step 0 runs outside the loop: it fixes the attention buffer's shape and
     # gives loop variables whose static shapes match the loop body's.
@@ -261,8 +266,9 @@ def beam_search(
     )
     token_buf = _zeros_buffer(tokens, max_length)
     att_buf = _zeros_buffer(attention, max_length)
-    finished, gen_len, token_buf, att_buf = record(
-        step, tokens, parent, attention, finished, gen_len, token_buf, att_buf
+    parent_buf = _zeros_buffer(parent, max_length)
+    finished, gen_len, token_buf, att_buf, parent_buf = record(
+        step, tokens, parent, attention, finished, gen_len, token_buf, att_buf, parent_buf
     )
 
     def cond(step, prev_tokens, state, hook_state, finished, raw, *_):
@@ -271,13 +277,23 @@ def beam_search(
         return ops.logical_and(ops.less(step, max_length), ops.logical_not(ops.all(done)))
 
     def body(
-        step, prev_tokens, state, hook_state, finished, raw, gen_len, token_buf, att_buf, coverage
+        step,
+        prev_tokens,
+        state,
+        hook_state,
+        finished,
+        raw,
+        gen_len,
+        token_buf,
+        att_buf,
+        parent_buf,
+        coverage,
     ):
         tokens, parent, raw, attention, state, hook_state, coverage = decide(
             step, prev_tokens, state, hook_state, finished, raw, gen_len, coverage, token_buf
         )
-        finished, gen_len, token_buf, att_buf = record(
-            step, tokens, parent, attention, finished, gen_len, token_buf, att_buf
+        finished, gen_len, token_buf, att_buf, parent_buf = record(
+            step, tokens, parent, attention, finished, gen_len, token_buf, att_buf, parent_buf
         )
         return (
             step + 1,
@@ -289,12 +305,14 @@ def beam_search(
             gen_len,
             token_buf,
             att_buf,
+            parent_buf,
             coverage,
         )
 
     loop_vars = (step + 1, tokens, state, hook_state, finished, raw, gen_len, token_buf, att_buf)
-    outputs = ops.while_loop(cond, body, loop_vars + (coverage,))
-    finished, raw, gen_len, token_buf, att_buf, coverage = outputs[4:]
+    outputs = ops.while_loop(cond, body, loop_vars + (parent_buf, coverage))
+    steps = outputs[0]
+    finished, raw, gen_len, token_buf, att_buf, parent_buf, coverage = outputs[4:]
 
     # Final ranking, best first within each sequence.
     scores = normalise(raw, gen_len)
@@ -312,8 +330,35 @@ def beam_search(
         "tokens": beam_tokens[:, 0],
         "lengths": ops.reshape(lengths, (-1, beam_size))[:, 0],
         "scores": ops.reshape(scores, (-1, beam_size))[:, 0],
-        "attention": ops.take(att_buf, best, axis=0),
+        "attention": _follow_parents(att_buf, parent_buf, best, steps),
         "beam_tokens": beam_tokens,
         "beam_lengths": ops.reshape(lengths, (-1, beam_size)),
         "beam_scores": ops.reshape(scores, (-1, beam_size)),
     }
+
+
+def _follow_parents(att_buf, parent_buf, rows, steps):
+    """The attention history `(B, T, ...)` of the hypotheses in `rows` `(B,)` after `steps` steps.
+
+    `att_buf[r, t]` is what the hypothesis in row `r` after step `t` attended
+    to at step `t`, and `parent_buf[r, t]` the row it extended (its row after
+    step `t - 1`); following the parents back from the last step gives each
+    step's row of one hypothesis. Steps never run stay zero.
+    """
+    max_len = ops.shape(att_buf)[1]
+    parents = ops.reshape(parent_buf, (-1,))
+    rows = ops.cast(rows, "int32")
+
+    def follow(i, carry):
+        row, row_buf = carry
+        t = steps - 1 - i  # from the last step back to the first
+        row_buf = _write_step(row_buf, t, row)
+        return ops.take(parents, row * max_len + t), row_buf
+
+    row_buf = ops.zeros_like(ops.take(parent_buf, rows, axis=0))
+    _, row_buf = ops.fori_loop(0, steps, follow, (rows, row_buf))
+    trailing = tuple(ops.shape(att_buf)[2:])
+    flat = ops.reshape(att_buf, (-1, *trailing))
+    index = row_buf * max_len + ops.arange(max_len, dtype="int32")[None, :]
+    picked = ops.take(flat, ops.reshape(index, (-1,)), axis=0)
+    return ops.reshape(picked, (-1, max_len, *trailing))
