@@ -95,3 +95,39 @@ def test_the_last_validation_pass_fits_in_the_budget(monkeypatch):
     assert budget.stopped
     assert clock.now - started <= 60.0
     assert len(history.epoch) == 3  # 3 x 20 s; a 4th epoch would not fit
+
+
+def test_a_decoded_validation_counts_in_the_reserve_and_early_stopping_watches_it(monkeypatch):
+    from zoo.training import DecodedValidation
+
+    clock = _Clock()
+    monkeypatch.setattr("zoo.training.time.time", clock)
+
+    class Tick(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            clock.now += 1.0
+
+    scores = iter([10.0, 30.0, 20.0, 15.0, 12.0, 11.0, 9.0])
+
+    def decode():
+        clock.now += 10.0  # decoding the validation data takes 10 s
+        return next(scores)
+
+    budget = TimeBudget(1.0, 0.01)
+    x, y = np.ones((40, 3)), np.ones((40, 1))
+    started = clock.now
+    history = _model().fit(
+        x,
+        y,
+        batch_size=4,
+        epochs=50,
+        validation_data=(x[:8], y[:8]),
+        verbose=0,
+        # as zoo.training.fit orders them: the score first, so the others see it
+        callbacks=[DecodedValidation("f1", decode), Tick(), budget],
+    )
+    assert history.history["val_f1"][:2] == [10.0, 30.0]
+    # Each epoch: 10 batches and 10 s of decoding; the reserve holds the decoding,
+    # so the run ends within the minute after 3 epochs.
+    assert budget.stopped and clock.now - started <= 60.0
+    assert len(history.epoch) == 3

@@ -82,7 +82,9 @@ def train(recipe: dict, *, log: Callable = print, callbacks: list | tuple = ()) 
     steps = recipe["train"]["steps_per_epoch"] or int(datasets["train"].cardinality())
     task.compile(model, recipe["train"], steps)
     log(f"model: {model.count_params():,} parameters")
-    training = fit(model, datasets, token_counts, recipe, run_dir, log=log, callbacks=callbacks)
+    training = _fit(
+        task, model, tokenizers, splits, datasets, token_counts, recipe, run_dir, log, callbacks
+    )
 
     serving = task.serving_module(model, tokenizers, recipe)
     metrics = task.evaluate(model, serving, splits.test, recipe, final=True)
@@ -90,6 +92,20 @@ def train(recipe: dict, *, log: Callable = print, callbacks: list | tuple = ()) 
     log(task.format_metrics(metrics))
     return finish_run(
         recipe, metrics, lambda: export(task, serving, recipe, metrics), run_dir, started, log
+    )
+
+
+def _fit(task, model, tokenizers, splits, datasets, token_counts, recipe, run_dir, log, callbacks):
+    """`zoo.training.fit`, early stopping on the task's decoded validation score if it has one."""
+    return fit(
+        model,
+        datasets,
+        token_counts,
+        recipe,
+        run_dir,
+        log=log,
+        callbacks=callbacks,
+        validation_score=task.validation_score(model, tokenizers, splits.validation, recipe),
     )
 
 
@@ -145,7 +161,9 @@ def finetune(recipe: dict, *, log: Callable = print, callbacks: list | tuple = (
     before = _timed_evaluation(
         task, model, serving, splits.validation, recipe, "validation before", log
     )
-    training = fit(model, datasets, token_counts, recipe, run_dir, log=log, callbacks=callbacks)
+    training = _fit(
+        task, model, tokenizers, splits, datasets, token_counts, recipe, run_dir, log, callbacks
+    )
     after = _timed_evaluation(
         task, model, serving, splits.validation, recipe, "validation after", log
     )

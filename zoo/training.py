@@ -151,10 +151,38 @@ class TimeBudget(keras.callbacks.Callback):
             self._reserve = time.time() - self._test_started
 
     def on_epoch_end(self, epoch, logs=None):
+        if self._test_started is not None:
+            # Validation ends here: a `DecodedValidation` before this callback decoded too.
+            self._reserve = time.time() - self._test_started
         if logs is not None:
             logs["learning_rate"] = float(self.rate(self.elapsed() / self.seconds))
         if self.state_path:
             self.state_path.write_text(json.dumps({"seconds": round(self.elapsed(), 1)}))
+
+
+class DecodedValidation(keras.callbacks.Callback):
+    """Adds a score of real decoding to each epoch's logs (`val_<name>`), for early stopping.
+
+    Token accuracy under teacher forcing can go on rising while what the model
+    decodes stops improving; with this callback placed before
+    `EarlyStopping(monitor="val_<name>", mode="max")`, training keeps the
+    weights that decode best.
+
+    Args:
+        name: the score's name; the log key is `val_<name>`.
+        score_fn: `score_fn() -> float`, higher is better (it decodes the
+            validation data with the model as it is).
+    """
+
+    def __init__(self, name: str, score_fn):
+        super().__init__()
+        self.key = f"val_{name}"
+        self.score_fn = score_fn
+
+    def on_epoch_end(self, epoch, logs=None):
+        score = float(self.score_fn())
+        if logs is not None:
+            logs[self.key] = score
 
 
 class _BatchCounter(keras.callbacks.Callback):
@@ -204,8 +232,13 @@ def fit(
     *,
     log,
     callbacks: list | tuple = (),
+    validation_score: tuple | None = None,
 ) -> dict:
     """`model.fit` with the zoo's callbacks: resumable backup, checkpoint, TensorBoard, early stop.
+
+    `validation_score` (`(name, score_fn)`, from `Task.validation_score`)
+    is decoded after each epoch and early stopping watches it instead of the
+    validation loss.
 
     Returns `{"history", "train_seconds", "epochs", "epochs_this_run",
     "tokens_per_second"}`; a run resumed from `run_dir/backup` trains only
@@ -223,6 +256,11 @@ def fit(
         if not (run_dir / "backup").exists():  # a fresh run spends the budget afresh
             (run_dir / "time_budget.json").unlink(missing_ok=True)
     counter = _BatchCounter()
+    monitor, mode = "val_loss", "min"
+    if validation_score:
+        name, score_fn = validation_score
+        callbacks = [DecodedValidation(name, score_fn), *callbacks]
+        monitor, mode = f"val_{name}", "max"
     callbacks = [
         *callbacks,
         counter,
@@ -234,7 +272,11 @@ def fit(
     if train["patience"]:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                patience=train["patience"], restore_best_weights=True, verbose=1
+                monitor=monitor,
+                mode=mode,
+                patience=train["patience"],
+                restore_best_weights=True,
+                verbose=1,
             )
         )
     started = time.time()

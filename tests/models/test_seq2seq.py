@@ -14,13 +14,19 @@ VARIANTS = [
 ]
 
 
-def _model(cell, style, kind, layers=1):
+POINTER = 5  # a target token that moves the decoder's word pointer (the parser's XX)
+
+
+def _model(cell, style, kind, layers=1, pointer=False, reversed_source=True):
+    decoder = {"cell": cell, "units": 12, "style": style, "layers": layers}
+    if pointer:
+        decoder.update(pointer_token=POINTER, pointer_reversed=reversed_source)
     model = Seq2Seq(
         20,
         24,
         embedding_dim=8,
         encoder={"cell": cell, "units": 6, "layers": layers},
-        decoder={"cell": cell, "units": 12, "style": style, "layers": layers},
+        decoder=decoder,
         attention={"kind": kind, "units": 5},
     )
     model.build()
@@ -34,11 +40,22 @@ def _batch(rng, batch=3, source_len=7, target_len=5):
     return source, target_in
 
 
-@pytest.mark.parametrize("cell,style,kind", VARIANTS)
-def test_step_function_reproduces_teacher_forced_scan(cell, style, kind):
+POINTER_VARIANTS = [
+    ("gru", "bahdanau", "additive", True),
+    ("lstm", "luong", "general", True),
+    ("gru", "bahdanau", "none", True),
+]
+
+
+@pytest.mark.parametrize(
+    "cell,style,kind,pointer", [(*v, False) for v in VARIANTS] + POINTER_VARIANTS
+)
+def test_step_function_reproduces_teacher_forced_scan(cell, style, kind, pointer):
     rng = np.random.default_rng(0)
-    model = _model(cell, style, kind, layers=2 if cell == "lstm" else 1)
+    model = _model(cell, style, kind, layers=2 if cell == "lstm" else 1, pointer=pointer)
     source, target_in = _batch(rng)
+    if pointer:
+        target_in[:, 1:4] = POINTER  # the pointer moves during the sequence
     logits, attention = model.forward_with_attention(source, target_in)
     memory = model.encode(source)
     state = model.initial_state(memory)
@@ -166,3 +183,60 @@ def test_an_unknown_output_is_refused():
 
     with pytest.raises(ValueError, match="`output` must be one of"):
         AttentionDecoder(10, output="relu")
+
+
+@pytest.mark.parametrize("reversed_source", [True, False])
+def test_pointer_reads_each_word_in_turn_then_rests_on_end(reversed_source):
+    model = _model("gru", "bahdanau", "additive", pointer=True, reversed_source=reversed_source)
+    decoder = model.decoder
+    # Row 0: 3 words then [END] (id 3) and padding; row 1: 1 word then [END].
+    source = np.array([[11, 12, 13, 3, 0], [14, 3, 0, 0, 0]], "int32")
+    memory = model.encode(source)
+    values = np.asarray(memory["values"])
+    read = np.array([[0, 1, 2, 3, 9], [0, 1, 2, 2, 2]], "int32")
+    pointed = np.asarray(decoder._pointed(read, memory))
+    order = [2, 1, 0] if reversed_source else [0, 1, 2]  # where word 1, 2, 3 sit
+    np.testing.assert_allclose(pointed[0, :3], values[0, order], rtol=1e-6)
+    np.testing.assert_allclose(pointed[0, 3:], values[0, [3, 3]], rtol=1e-6)  # [END]
+    np.testing.assert_allclose(pointed[1, 0], values[1, 0], rtol=1e-6)
+    np.testing.assert_allclose(pointed[1, 1:], values[1, [1, 1, 1, 1]], rtol=1e-6)
+    # The decoding state counts the pointer tokens fed back.
+    state = model.initial_state(memory)
+    for token in (2, POINTER, 7, POINTER):
+        _, state, _ = model.step(np.array([token, token], "int32"), state, memory)
+    assert np.asarray(state[2]).tolist() == [2, 2]
+
+
+def test_pointer_changes_what_the_decoder_reads():
+    rng = np.random.default_rng(3)
+    model = _model("gru", "bahdanau", "additive", pointer=True)
+    source, target_in = _batch(rng)
+    moved = target_in.copy()
+    moved[:, 1] = POINTER
+    still = target_in.copy()
+    still[:, 1] = 6
+    before = np.asarray(model({"source": source, "target_in": still}))
+    after = np.asarray(model({"source": source, "target_in": moved}))
+    # Step 1 reads the moved token itself; from step 2 on the pointer is elsewhere too.
+    assert np.abs(before[:, 2:] - after[:, 2:]).max() > 1e-4
+
+
+def test_pointer_survives_keras_round_trip(tmp_path):
+    rng = np.random.default_rng(4)
+    model = _model("lstm", "luong", "general", pointer=True, reversed_source=False)
+    source, target_in = _batch(rng)
+    target_in[:, 2] = POINTER
+    expected = np.asarray(model({"source": source, "target_in": target_in}))
+    model.save(tmp_path / "pointer.keras")
+    loaded = keras.saving.load_model(tmp_path / "pointer.keras")
+    assert loaded.decoder.pointer_token == POINTER and not loaded.decoder.pointer_reversed
+    np.testing.assert_allclose(
+        np.asarray(loaded({"source": source, "target_in": target_in})), expected, rtol=1e-5
+    )
+
+
+def test_pointer_token_must_be_in_the_vocabulary():
+    from zoo.models.attention_decoder import AttentionDecoder
+
+    with pytest.raises(ValueError, match="pointer_token=24"):
+        AttentionDecoder(24, pointer_token=24)

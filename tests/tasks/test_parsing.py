@@ -85,6 +85,59 @@ def test_zoo_load_parses_into_trees_over_the_words(trained):
     assert is_well_formed(greedy.tokens, 6)
 
 
+def test_word_pointer_with_f1_early_stopping_trains_exports_and_parses(tmp_path):
+    """`model.decoder.pointer`, `train.patience` (F1 decoded each epoch) and `decode.xla`."""
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (the export's ops, as a plain user loads it)
+
+    recipe = resolve_recipe(
+        {
+            **TINY,
+            "name": "tinypointer",
+            "model": {**TINY["model"], "decoder": {"units": 16, "pointer": True}},
+            "train": {"batch_size": 32, "epochs": 3, "patience": 2},
+            "decode": {"beam_size": 2, "xla": True},
+            "evaluate": {"unconstrained": False},
+        },
+        [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
+    )
+    logs = []
+    result = runner.train(recipe, log=logs.append)
+    history = result["metrics"]["history"]
+    assert len(history["val_f1"]) == 3 and all(0.0 <= f <= 100.0 for f in history["val_f1"])
+    import keras
+
+    extra = Path(result["export_dir"]) / "assets.extra"
+    model = keras.saving.load_model(extra / "model.keras")
+    vocab = (extra / "target_vocab.txt").read_text(encoding="utf-8").splitlines()
+    assert model.decoder.pointer_token == vocab.index("XX") and model.decoder.pointer_reversed
+    loaded = tf.saved_model.load(result["export_dir"])
+    sentences = tf.constant(["the dog saw a cat .", "birds sing .", ""])
+    out = loaded.signatures["parse"](sentence=sentences)
+    for row, n in zip(out["tokens"].numpy()[:2], (6, 3), strict=True):
+        assert is_well_formed([t.decode() for t in row if t], n)
+    assert np.isfinite(out["score"].numpy()).all() and out["tree"].numpy()[2] == b""
+    assert result["metrics"]["well_formed"] == 100.0
+    # The compiled search parses as the plain graph does (greedy and beam), and a
+    # sentence wider than one compiled width (16) is still one tree over its words.
+    from zoo.finetune import load_base
+    from zoo.tasks.parsing.task import Parser
+
+    base = load_base(result["export_dir"])
+    plain_recipe = {**recipe, "decode": {**recipe["decode"], "xla": False}}
+    plain = Parser(base.model, base.tokenizers["source"], base.tokenizers["target"], plain_recipe)
+    long = " ".join(["the old dog saw a red cat near the house ."] * 3)
+    batch = tf.constant(["the dog saw a cat .", long])
+    for beam in (1, 2):
+        options = {"beam_size": tf.constant(beam), "max_length": tf.constant(500)}
+        compiled = loaded.signatures["parse_options"](sentence=batch, **options)
+        expected = plain.parse_text(batch, **options)
+        assert compiled["tree"].numpy().tolist() == expected["tree"].numpy().tolist()
+        np.testing.assert_allclose(compiled["score"], expected["score"], rtol=1e-4, atol=1e-4)
+        assert is_well_formed([t.decode() for t in compiled["tokens"].numpy()[1] if t], 33)
+
+
 def test_tree_string_puts_each_word_in_place_of_its_placeholder():
     import tensorflow as tf
 
@@ -212,3 +265,35 @@ def test_treebank_recipe_trains_on_files_and_scores_held_out_files(tmp_path):
     # wsj_0009.mrg holds 6 trees (as read by the treebank tests); all parsed, all trees.
     assert metrics["examples"] == len(parsing.load_splits(recipe["data"]).test)
     assert metrics["well_formed"] == 100.0 and metrics["length_mismatch"] == 0
+
+
+def test_train_size_takes_a_seeded_subset_of_the_training_trees(tmp_path):
+    """`data.train_size` (a learning curve): smaller sizes are subsets; held-out files unchanged."""
+    from tests.tasks.shifted_data import write_shifted_treebank
+    from zoo.tasks.parsing import load_splits
+
+    folder = write_shifted_treebank(tmp_path / "trees", {"train": 40, "dev": 6, "test": 5})
+    data = {
+        "task": "parsing",
+        "data": {
+            "kind": "treebank",
+            "path": str(folder),
+            "validation_files": ["dev.mrg"],
+            "test_files": ["test.mrg"],
+        },
+    }
+
+    def splits(size):
+        recipe = resolve_recipe({**data, "data": {**data["data"], "train_size": size}})
+        return load_splits(recipe["data"])
+
+    full, ten, twenty = splits(None), splits(10), splits(20)
+    assert len(full.train) == 40 and len(ten.train) == 10 and len(twenty.train) == 20
+    assert {e.sentence for e in ten.train} < {e.sentence for e in twenty.train}
+    assert {e.sentence for e in twenty.train} < {e.sentence for e in full.train}
+    assert [e.sentence for e in ten.train] == [e.sentence for e in splits(10).train]
+    assert ten.test == full.test and ten.validation == full.validation
+    assert "training on 10 of them (data.train_size)" in ten.report
+    assert len(splits(500).train) == 40  # more than there are: all of them
+    with pytest.raises(RecipeError, match="data.train_size"):
+        resolve_recipe({**data, "data": {**data["data"], "train_size": 0}})

@@ -50,12 +50,32 @@ class AttentionDecoder(keras.layers.Layer):
             is `LayerNorm(W x)` (Ba et al. 2016), which trains several times
             faster on real text (see the README's ablation: the bounded tanh
             vector makes the vocabulary layer slow to become confident).
+        pointer_token: for outputs that consume the source one word at a
+            time (the `XX` of a linearised tree), the id of that token. The
+            decoder then also reads the encoder vector of the word the
+            output has reached, a hard pointer that advances each time
+            the token is fed back (the deterministic attention of Ma et al.
+            2017 on a top-down linearisation, as Liu et al. 2018): the soft
+            attention no longer has to find the next word by itself, which
+            is what a parser trained on a thousand trees cannot learn.
+            `None` (default): no pointer.
+        pointer_reversed: the source is fed reversed (its first word is
+            the last position before `[END]`), so the pointer walks
+            backwards. Past the last word it rests on `[END]`.
 
     The state of a step is a tuple `(cell_states, feed)`: `cell_states` a
     tuple with one tuple of tensors per layer (`(h,)` for GRU, `(h, c)` for
-    LSTM), `feed` the previous output vector `(batch_size, units)`.
+    LSTM), `feed` the previous output vector `(batch_size, units)`; with a
+    pointer, a third element, int32 `(batch_size,)`, counts the pointer
+    tokens read so far.
     The memory is a dict from `prepare_memory`: `values`, `keys`, `mask`,
     `summary`.
+
+    References:
+        - [Ma et al., 2017](https://doi.org/10.1609/aaai.v31i1.10967),
+          Deterministic Attention for Sequence-to-Sequence Constituent Parsing.
+        - [Liu et al., 2018](https://doi.org/10.1609/aaai.v32i1.11917),
+          Improving Sequence-to-Sequence Constituency Parsing.
     """
 
     def __init__(
@@ -72,6 +92,8 @@ class AttentionDecoder(keras.layers.Layer):
         scale: bool = False,
         style: str = "luong",
         output: str = "tanh",
+        pointer_token: int | None = None,
+        pointer_reversed: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -93,6 +115,13 @@ class AttentionDecoder(keras.layers.Layer):
         self.scale = scale
         self.style = style
         self.output_kind = output
+        if pointer_token is not None and not 0 <= int(pointer_token) < vocab_size:
+            raise ValueError(
+                f"`pointer_token` must be a token id below vocab_size={vocab_size}. "
+                f"Received: pointer_token={pointer_token!r}"
+            )
+        self.pointer_token = None if pointer_token is None else int(pointer_token)
+        self.pointer_reversed = bool(pointer_reversed)
 
         policy = self.dtype_policy
         self.embedding = keras.layers.Embedding(
@@ -132,17 +161,22 @@ class AttentionDecoder(keras.layers.Layer):
     def has_attention(self) -> bool:
         return self.attention_layer is not None
 
+    @property
+    def has_pointer(self) -> bool:
+        return self.pointer_token is not None
+
     def build(self, memory_shape):
         """`memory_shape`: `(batch_size, S, D)` of the encoder values."""
         batch, _, memory_dim = memory_shape
         self.embedding.build((batch, None))
         context_dim = memory_dim
+        pointed_dim = memory_dim if self.has_pointer else 0
         if self.style == "luong" and self.has_attention:
-            cell_input = self.embedding_dim + self.units
-            output_input = context_dim + self.units
+            cell_input = self.embedding_dim + self.units + pointed_dim
+            output_input = context_dim + self.units + pointed_dim
         else:
-            cell_input = self.embedding_dim + context_dim
-            output_input = self.units + context_dim + self.embedding_dim
+            cell_input = self.embedding_dim + context_dim + pointed_dim
+            output_input = self.units + context_dim + self.embedding_dim + pointed_dim
         for i, cell in enumerate(self.cells):
             cell.build((batch, cell_input if i == 0 else self.units))
             self.bridges[i].build((batch, memory_dim))
@@ -169,7 +203,28 @@ class AttentionDecoder(keras.layers.Layer):
             cell_states.append((h,) if self.cell == "gru" else (h, ops.zeros_like(h)))
         batch = ops.shape(summary)[0]
         feed = ops.zeros((batch, self.units), dtype=self.compute_dtype)
+        if self.has_pointer:
+            return (tuple(cell_states), feed, ops.zeros((batch,), dtype="int32"))
         return (tuple(cell_states), feed)
+
+    def _pointed(self, read, memory):
+        """The encoder vectors `(batch_size, T, D)` of the words after `read` `(batch_size, T)` pointer tokens.
+
+        Positions `0..n-1` hold the `n` words (reversed or not), position `n`
+        the `[END]` token, where the pointer rests once every word is read.
+        """
+        mask = memory["mask"]
+        n_words = ops.sum(ops.cast(mask, "int32"), axis=1, keepdims=True) - 1
+        if self.pointer_reversed:
+            position = ops.where(ops.greater_equal(read, n_words), n_words, n_words - 1 - read)
+        else:
+            position = ops.minimum(read, n_words)
+        values = memory["values"]
+        one_hot = ops.one_hot(ops.maximum(position, 0), ops.shape(values)[1], dtype=values.dtype)
+        return ops.matmul(one_hot, values)
+
+    def _is_pointer_token(self, tokens):
+        return ops.cast(ops.equal(ops.cast(tokens, "int32"), self.pointer_token), "int32")
 
     def _run_cells(self, x, cell_states, training):
         new_states = []
@@ -179,20 +234,24 @@ class AttentionDecoder(keras.layers.Layer):
             new_states.append(tuple(states))
         return x, tuple(new_states)
 
-    def step_embedded(self, embedded, state, memory, training=None):
+    def step_embedded(self, embedded, state, memory, training=None, pointed=None):
         """One decoder step from an embedded input token.
+
+        `state` is `(cell_states, feed)`; a decoder with a pointer also takes
+        `pointed`, the encoder vector `(batch_size, D)` the pointer is on.
 
         Returns `(output, new_state, attention)`: output `(batch_size, units)`
         (apply `logits_dense` for the vocabulary), attention `(batch_size, S)`.
         """
         cell_states, feed = state
         values, mask = memory["values"], memory["mask"]
+        extra = [] if pointed is None else [pointed]
         if self.style == "luong" and self.has_attention:
             h, cell_states = self._run_cells(
-                ops.concatenate([embedded, feed], -1), cell_states, training
+                ops.concatenate([embedded, feed, *extra], -1), cell_states, training
             )
             context, attention = self.attention_layer.attend(h, memory["keys"], values, mask=mask)
-            output = self._output(ops.concatenate([context, h], -1))
+            output = self._output(ops.concatenate([context, h, *extra], -1))
         else:
             if self.has_attention:
                 query = cell_states[-1][0]
@@ -203,9 +262,9 @@ class AttentionDecoder(keras.layers.Layer):
                 context = memory["summary"]
                 attention = ops.zeros(ops.shape(values)[:2], dtype=self.compute_dtype)
             h, cell_states = self._run_cells(
-                ops.concatenate([embedded, context], -1), cell_states, training
+                ops.concatenate([embedded, context, *extra], -1), cell_states, training
             )
-            output = self._output(ops.concatenate([h, context, embedded], -1))
+            output = self._output(ops.concatenate([h, context, embedded, *extra], -1))
         output = self.dropout_layer(output, training=training)
         return output, (cell_states, output), ops.cast(attention, self.compute_dtype)
 
@@ -215,9 +274,14 @@ class AttentionDecoder(keras.layers.Layer):
 
     def step(self, tokens, state, memory):
         """The sampler contract: `(tokens (N,), state, memory) -> (logits, state, attention)`."""
-        output, state, attention = self.step_embedded(
-            self.embedding(tokens), state, memory, training=False
+        pointed = None
+        if self.has_pointer:
+            read = state[2] + self._is_pointer_token(tokens)
+            pointed = self._pointed(read[:, None], memory)[:, 0]
+        output, new_state, attention = self.step_embedded(
+            self.embedding(tokens), state[:2], memory, training=False, pointed=pointed
         )
+        state = (*new_state, read) if self.has_pointer else new_state
         logits = ops.cast(self.logits_dense(output), "float32")
         return logits, state, attention
 
@@ -226,19 +290,28 @@ class AttentionDecoder(keras.layers.Layer):
 
         Returns `(logits (batch_size, T, V), attention (batch_size, T, S))`.
         """
-        embedded = ops.transpose(self.embedding(target_in), (1, 0, 2))  # time-major for scan
-        state = self.initial_state(memory)
+        embedded = self.embedding(target_in)
+        if self.has_pointer:
+            # Teacher forcing knows every step's pointer: gathered at once, fed beside the input.
+            read = ops.cumsum(self._is_pointer_token(target_in), axis=1)
+            embedded = ops.concatenate([embedded, self._pointed(read, memory)], -1)
+        embedded = ops.transpose(embedded, (1, 0, 2))  # time-major for scan
+        cell_states, feed = self.initial_state(memory)[:2]
         attention0 = ops.zeros(ops.shape(memory["values"])[:2], dtype=self.compute_dtype)
 
         def body(carry, x):
-            state, _ = carry[:2], carry[2]
-            output, new_state, attention = self.step_embedded(x, state, memory, training=training)
+            pointed = None
+            if self.has_pointer:
+                x, pointed = x[:, : self.embedding_dim], x[:, self.embedding_dim :]
+            output, new_state, attention = self.step_embedded(
+                x, carry[:2], memory, training=training, pointed=pointed
+            )
             del output  # it is new_state[1]
             new_carry = (new_state[0], new_state[1], attention)
             # scan (TF backend) keeps only outputs shaped exactly like the carry.
             return new_carry, new_carry
 
-        _, (_, outputs, attention) = ops.scan(body, (state[0], state[1], attention0), embedded)
+        _, (_, outputs, attention) = ops.scan(body, (cell_states, feed, attention0), embedded)
         for cell in self.cells:  # see KERAS3-NOTES: cell dropout masks leak across traces
             if hasattr(cell, "reset_dropout_mask"):
                 cell.reset_dropout_mask()
@@ -262,6 +335,8 @@ class AttentionDecoder(keras.layers.Layer):
                 "scale": self.scale,
                 "style": self.style,
                 "output": self.output_kind,
+                "pointer_token": self.pointer_token,
+                "pointer_reversed": self.pointer_reversed,
             }
         )
         return config

@@ -243,6 +243,16 @@ class Task:
         """
         raise NotImplementedError
 
+    def validation_score(self, model, tokenizers: dict, examples: list, recipe: dict):
+        """What training watches instead of the validation loss, or None (the loss).
+
+        Returns `(name, score_fn)`: `score_fn()` decodes `examples` with the
+        model as it is and returns a number, higher is better; the log shows
+        it as `val_<name>` after each epoch, and early stopping
+        (`train.patience`) keeps the weights that scored best.
+        """
+        return None
+
     def headline(self, metrics: dict) -> str:
         """The one-line summary of `metrics` ("BLEU 30.1, chrF 54.2")."""
         raise NotImplementedError

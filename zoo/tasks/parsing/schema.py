@@ -61,6 +61,13 @@ PARSING_SCHEMA = Section(
                 "test_files": Field(
                     list[str], [], doc="treebank: file names or patterns held out for testing"
                 ),
+                "train_size": Field(
+                    int,
+                    None,
+                    check=COUNT,
+                    doc="treebank: train on this many of the training trees, drawn with "
+                    "data.seed (a learning curve); default: all of them",
+                ),
                 "max_train_words": Field(
                     int, 100, check=COUNT, doc="drop longer training sentences"
                 ),
@@ -75,7 +82,15 @@ PARSING_SCHEMA = Section(
                 int, 1, check=COUNT, doc="words seen fewer times in training are [UNK]"
             ),
         },
-        "model": seq2seq_model_section(reverse_source=True),
+        "model": seq2seq_model_section(
+            reverse_source=True,
+            pointer=Field(
+                bool,
+                False,
+                doc="also read the encoder vector of the next word to bracket, a pointer "
+                "moved by each XX written (Liu et al. 2018): learns from far fewer trees",
+            ),
+        ),
         "train": seq2seq_train_section(),
         "decode": {
             "beam_size": Field(int, 4, check=at_least(1), doc="1 = greedy"),
@@ -91,6 +106,13 @@ PARSING_SCHEMA = Section(
             ),
             "constrained": Field(
                 bool, True, doc="only well-formed trees over the input words (else repaired)"
+            ),
+            "xla": Field(
+                bool,
+                False,
+                doc="compile the search with XLA (several times faster on a CPU; compiled "
+                "once per batch size and 16-word width; TensorFlow Serving needs "
+                "--xla_cpu_compilation_enabled)",
             ),
         },
         "evaluate": {

@@ -91,6 +91,10 @@ def load_splits(data: dict) -> Splits:
         random.Random(data["seed"]).shuffle(train)
         cut = max(1, len(train) // 20)
         validation, train = train[:cut], train[cut:]
+    if data["train_size"] is not None and data["train_size"] < len(train):
+        # One shuffle whatever the size: a smaller size's trees are a subset of a larger's.
+        random.Random(data["seed"]).shuffle(train)
+        train = train[: data["train_size"]]
     if not train or not validation or not test:
         sizes = f"{len(train)} train, {len(validation)} validation, {len(test)} test"
         raise DataFormatError(
@@ -101,6 +105,8 @@ def load_splits(data: dict) -> Splits:
         f"treebank {data['path']}: {len(by_file)} files, "
         f"{sum(len(t) for t in by_file.values())} trees"
     )
+    if data["train_size"] is not None:
+        report += f"; training on {len(train)} of them (data.train_size)"
     return Splits(train, validation, test, report)
 
 
@@ -162,18 +168,23 @@ class Parser(Seq2SeqServing):
         self.max_length = int(decode["max_length"])
         self.constraint = TreeConstraint(target_tokenizer.vocab, pos_placeholder=PLACEHOLDER)
 
-    def decoding_limits(self, word_count, max_length):
+    def decoding_limits(self, word_count, max_length, *, fixed=False):
         budgets = tf.cast(
             tf.math.ceil(self.length_per_word * tf.cast(word_count, tf.float32)), tf.int32
         )
         budgets = tf.minimum(budgets + LENGTH_SLACK, max_length)
-        longest = tf.reduce_max(tf.concat([budgets, [1]], 0))  # at least one step
+        longest = max_length if fixed else tf.reduce_max(tf.concat([budgets, [1]], 0))
         if not self.constrained:
             return longest, {}
         return longest, {
             "allowed_fn": self.constraint.allowed_fn,
             "hook_state": self.constraint.initial_state(word_count, budgets),
         }
+
+    def length_bound(self, source_width):
+        # Every sentence fits: its words and [END] are at most the padded width.
+        words = tf.cast(source_width - 1, tf.float32)
+        return tf.cast(tf.math.ceil(self.length_per_word * words), tf.int32) + LENGTH_SLACK
 
     def parse_text(self, sentence, beam_size=None, max_length=None) -> dict:
         sentence = tf.reshape(tf.convert_to_tensor(sentence, tf.string), [-1])
@@ -331,6 +342,14 @@ class ParsingTask(Seq2SeqTask):
     def max_source_tokens(self, recipe):
         return recipe["data"]["max_train_words"]
 
+    def decoder_args(self, recipe, tokenizers):
+        if not recipe["model"]["decoder"].get("pointer"):
+            return {}
+        return {
+            "pointer_token": tokenizers["target"].vocab.index(PLACEHOLDER),
+            "pointer_reversed": recipe["model"]["reverse_source"],
+        }
+
     def build_tokenizers(self, train, recipe, log):
         source, target = build_tokenizers(train, recipe["tokenizer"])
         log(f"tokenizer: {source.vocab_size} words, {target.vocab_size} tree symbols")
@@ -345,6 +364,26 @@ class ParsingTask(Seq2SeqTask):
             free = self.serving_module(model, serving.tokenizers, recipe, constrained=False)
             free_fn = traced(free, "parse_text")
         return evaluate(examples, traced(serving, "parse_text"), recipe["evaluate"], free_fn)
+
+    def validation_score(self, model, tokenizers, examples, recipe):
+        """With `train.patience`: F1 of greedy constrained decoding, what early stopping keeps.
+
+        Token accuracy keeps rising long after the brackets stop improving
+        (and a tree is only as good as its worst bracket), so the parser is
+        chosen by the figure it is judged on.
+        """
+        if not recipe["train"]["patience"]:
+            return None
+        greedy = {**recipe, "decode": {**recipe["decode"], "beam_size": 1}}
+        parse = traced(self.serving_module(model, tokenizers, greedy), "parse_text")
+        limit = recipe["evaluate"]["max_examples"]
+        examples = examples[:limit] if limit else examples
+
+        def f1() -> float:
+            results = decode_corpus(parse, [e.sentence for e in examples], progress=False)
+            return score_parses(examples, [_symbols(r["tokens"]) for r in results])["f1"]
+
+        return "f1", f1
 
     def headline(self, metrics):
         return f"F1 {metrics['f1']:.2f}, exact match {metrics['exact_match']:.1f}%"

@@ -39,8 +39,11 @@ def _validate_seq2seq_model(model: dict, path: str) -> None:
             )
 
 
-def seq2seq_model_section(*, reverse_source: bool = False) -> Section:
-    """The `model` section of the sequence-to-sequence tasks (translation, parsing)."""
+def seq2seq_model_section(*, reverse_source: bool = False, **decoder_extras: Field) -> Section:
+    """The `model` section of the sequence-to-sequence tasks (translation, parsing).
+
+    `decoder_extras` are a task's own `model.decoder` settings.
+    """
     return Section(
         {
             "embedding_dim": Field(int, 128, check=COUNT),
@@ -72,6 +75,7 @@ def seq2seq_model_section(*, reverse_source: bool = False) -> Section:
                     doc="the output vector: tanh(W x) as in the papers, or LayerNorm(W x), "
                     "which learns real text several times faster",
                 ),
+                **decoder_extras,
             ),
         },
         validate=_validate_seq2seq_model,

@@ -31,6 +31,10 @@ class Seq2SeqTask(Task):
         pairs = self.pairs(train)
         return {"source": [s for s, _ in pairs], "target": [t for _, t in pairs]}
 
+    def decoder_args(self, recipe: dict, tokenizers: dict) -> dict:
+        """`AttentionDecoder` arguments that follow from the task's settings and vocabularies."""
+        return {}
+
     def build_model(self, recipe: dict, tokenizers: dict, *, pretrained: bool = True):
         from zoo.tasks.seq2seq.training import build_model
 
@@ -38,7 +42,11 @@ class Seq2SeqTask(Task):
         # work; set on the model, not globally, so nothing else in the process changes.
         dtype = "mixed_bfloat16" if recipe["train"]["mixed_precision"] else None
         return build_model(
-            recipe["model"], tokenizers["source"].vocab_size, tokenizers["target"].vocab_size, dtype
+            recipe["model"],
+            tokenizers["source"].vocab_size,
+            tokenizers["target"].vocab_size,
+            dtype,
+            **self.decoder_args(recipe, tokenizers),
         )
 
     def model_parts(self, model) -> dict[str, list]:

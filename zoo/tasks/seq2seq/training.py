@@ -21,10 +21,16 @@ def tokenize_all(tokenizer, texts: list[str], batch: int = 4096) -> list[list[in
 
 
 def build_model(
-    model_config: dict, source_vocab_size: int, target_vocab_size: int, dtype: str | None = None
+    model_config: dict,
+    source_vocab_size: int,
+    target_vocab_size: int,
+    dtype: str | None = None,
+    **decoder_args,
 ) -> Seq2Seq:
+    """A built `Seq2Seq` from a recipe's `model` section; `decoder_args` are added to its decoder's."""
     encoder = dict(model_config["encoder"])
-    decoder = dict(model_config["decoder"])
+    decoder = {**model_config["decoder"], **decoder_args}
+    decoder.pop("pointer", None)  # a task's switch, made into `decoder_args` by the task
     model = Seq2Seq(
         source_vocab_size,
         target_vocab_size,
