@@ -97,7 +97,7 @@ def test_the_last_validation_pass_fits_in_the_budget(monkeypatch):
     assert len(history.epoch) == 3  # 3 x 20 s; a 4th epoch would not fit
 
 
-def test_a_decoded_validation_counts_in_the_reserve_and_early_stopping_watches_it(monkeypatch):
+def test_a_decoded_validation_counts_in_the_reserve(monkeypatch):
     from zoo.training import DecodedValidation
 
     clock = _Clock()
@@ -131,3 +131,45 @@ def test_a_decoded_validation_counts_in_the_reserve_and_early_stopping_watches_i
     # so the run ends within the minute after 3 epochs.
     assert budget.stopped and clock.now - started <= 60.0
     assert len(history.epoch) == 3
+
+
+def test_fit_stops_on_the_decoded_score_and_keeps_its_best_weights(tmp_path):
+    """`zoo.training.fit` with a task's validation score: early stopping watches `val_<name>`."""
+    import tensorflow as tf
+
+    from zoo.training import fit
+
+    model = _model()
+    scores = iter([10.0, 30.0, 20.0, 15.0, 40.0, 50.0])
+    kernels = []
+
+    def decode():
+        kernels.append(model.layers[0].kernel.numpy().copy())  # the weights this score saw
+        return next(scores)
+
+    x, y = np.ones((16, 3), "float32"), np.full((16, 1), 5.0, "float32")
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    recipe = {
+        "train": {
+            "max_minutes": None,
+            "patience": 2,
+            "steps_per_epoch": None,
+            "epochs": 6,
+            "learning_rate": 0.01,
+            "schedule": "constant",
+        }
+    }
+    out = fit(
+        model,
+        {"train": data, "validation": data},
+        {"train": 16},
+        recipe,
+        tmp_path,
+        log=lambda line: None,
+        validation_score=("f1", decode),
+    )
+    # 30 at the 2nd epoch, then two epochs without better: stopped after the 4th,
+    # with the 2nd epoch's weights back (not the last ones, not the best loss).
+    assert out["history"]["val_f1"] == [10.0, 30.0, 20.0, 15.0]
+    np.testing.assert_array_equal(model.layers[0].kernel.numpy(), kernels[1])
+    assert not np.array_equal(kernels[1], kernels[3])

@@ -154,6 +154,7 @@ class TimeBudget(keras.callbacks.Callback):
         if self._test_started is not None:
             # Validation ends here: a `DecodedValidation` before this callback decoded too.
             self._reserve = time.time() - self._test_started
+            self._test_started = None
         if logs is not None:
             logs["learning_rate"] = float(self.rate(self.elapsed() / self.seconds))
         if self.state_path:

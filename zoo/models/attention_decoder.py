@@ -13,6 +13,7 @@ from keras import ops
 from zoo.layers import attention_from_config
 
 STYLES = ("luong", "bahdanau")
+RESERVED_IDS = 4  # [PAD], [UNK], [START], [END]: never a pointer token (padding would move it)
 OUTPUTS = ("tanh", "layernorm")
 
 
@@ -115,9 +116,10 @@ class AttentionDecoder(keras.layers.Layer):
         self.scale = scale
         self.style = style
         self.output_kind = output
-        if pointer_token is not None and not 0 <= int(pointer_token) < vocab_size:
+        if pointer_token is not None and not RESERVED_IDS <= int(pointer_token) < vocab_size:
             raise ValueError(
-                f"`pointer_token` must be a token id below vocab_size={vocab_size}. "
+                f"`pointer_token` must be a token id from {RESERVED_IDS} (ids below are "
+                f"[PAD], [UNK], [START], [END]) to vocab_size={vocab_size} - 1. "
                 f"Received: pointer_token={pointer_token!r}"
             )
         self.pointer_token = None if pointer_token is None else int(pointer_token)

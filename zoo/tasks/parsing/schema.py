@@ -111,8 +111,8 @@ PARSING_SCHEMA = Section(
                 bool,
                 False,
                 doc="compile the search with XLA (several times faster on a CPU; compiled "
-                "once per batch size and 16-word width; TensorFlow Serving needs "
-                "--xla_cpu_compilation_enabled)",
+                "once per batch size, 16-word width, beam size and max_length; TensorFlow "
+                "Serving needs --xla_cpu_compilation_enabled)",
             ),
         },
         "evaluate": {

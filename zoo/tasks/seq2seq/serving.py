@@ -91,6 +91,10 @@ class Seq2SeqServing(SearchDecoder):
                 return greedy()
             return self._beam_xla(source, word_count, tf.constant(beam_size), max_length)
         beam = lambda: self._beam_xla(source, word_count, beam_size, max_length)  # noqa: E731
+        if self.length_penalty or self.coverage_penalty:
+            # A tensor beam size takes beam search (`zoo.samplers.search`), whose
+            # one-beam scores carry the penalties; greedy's would not.
+            return beam()
         return tf.cond(tf.equal(beam_size, 1), greedy, beam)
 
     def _fixed_limits(self, source, word_count, max_length):
