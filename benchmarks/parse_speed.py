@@ -1,13 +1,22 @@
-"""Sentences per second of an exported parser on the CPU, batch 1 and batch 64.
+"""Sentences per second of an exported parser on the CPU: batch 1 and 64, greedy and beam.
 
 Vinyals et al. (2015) report over 100 sentences per second from an
-unoptimised CPU implementation. This loads an export (as a server would,
-through its `parse` signature), warms it up, and times parsing the test
-sentences the recipe held out (or `--file`, one sentence a line) one at a
-time and in batches of 64.
+unoptimised CPU implementation. This loads an export as a server would
+(`tf.saved_model.load`, its `parse_options` signature), parses the test
+sentences the recipe held out (or `--file`, one sentence a line) once to
+warm up (with `decode.xla`, that pass compiles one program per batch size
+and 16-word width: its time is printed apart), then times them one at a
+time and in batches of 64, greedy and with the recipe's beam. The time per
+decoding step is the time per batch over the steps its longest output took.
 
-    python benchmarks/parse_speed.py saved_models/parsing
-    python benchmarks/parse_speed.py saved_models/parsing --beam-size 1 --sentences 500
+With `--without-xla` the same weights are also rebuilt in this process
+with `decode.xla: false` and timed in the same run, side by side. With
+`--sorted` the sentences are sorted by length before they are batched, as a
+server that batches requests of similar length would see them: a batch's
+search runs until its longest output ends.
+
+    python benchmarks/parse_speed.py saved_models/parsing_ptb
+    python benchmarks/parse_speed.py saved_models/parsing_ptb --without-xla --sentences 128
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -26,6 +36,53 @@ def held_out_sentences(recipe: dict) -> list[str]:
     return [e.sentence for e in load_splits(resolve_recipe(recipe)["data"]).test]
 
 
+def time_parser(parse, sentences: list[str], batch_size: int, beam: int, max_length: int) -> dict:
+    """Warm-up pass, then a timed pass: sentences/s, ms per batch, µs per decoding step."""
+    import tensorflow as tf
+
+    batches = [sentences[i : i + batch_size] for i in range(0, len(sentences), batch_size)]
+
+    def run(batch):
+        out = parse(
+            sentence=tf.constant(batch),
+            beam_size=tf.constant(beam),
+            max_length=tf.constant(max_length),
+        )
+        return out["length"].numpy()
+
+    started = time.perf_counter()
+    for batch in batches:
+        run(batch)
+    warm_up = time.perf_counter() - started
+    steps = 0
+    started = time.perf_counter()
+    for batch in batches:
+        steps += int(run(batch).max()) + 1  # the loop runs until the longest output ends
+    seconds = time.perf_counter() - started
+    return {
+        "sentences_per_second": len(sentences) / seconds,
+        "ms_per_batch": 1000 * seconds / len(batches),
+        "us_per_step": 1e6 * seconds / max(steps, 1),
+        "warm_up_seconds": warm_up,
+    }
+
+
+def rebuilt_without_xla(version: Path):
+    """The export's weights in a fresh `parse_text` with `decode.xla: false` (needs zoo)."""
+    import tensorflow as tf
+
+    from zoo.config import load_recipe
+    from zoo.finetune import load_base
+    from zoo.tasks.parsing.task import Parser
+
+    base = load_base(version)
+    recipe = load_recipe(str(version / "assets.extra/recipe.yaml"))
+    recipe["decode"]["xla"] = False
+    parser = Parser(base.model, base.tokenizers["source"], base.tokenizers["target"], recipe)
+    function = tf.function(parser.parse_text, autograph=False, reduce_retracing=True)
+    return lambda sentence, beam_size, max_length: function(sentence, beam_size, max_length)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -33,11 +90,16 @@ def main(argv=None) -> None:
     parser.add_argument("export", help="saved_models/<name> or a version folder")
     parser.add_argument("--file", help="sentences to parse, one a line (default: the test split)")
     parser.add_argument("--sentences", type=int, default=256, help="how many to time")
-    parser.add_argument("--beam-size", type=int, help="default: the recipe's")
+    parser.add_argument("--beam-size", type=int, help="the beam row (default: the recipe's)")
     parser.add_argument("--batch-sizes", default="1,64")
+    parser.add_argument(
+        "--without-xla", action="store_true", help="also time the same weights without XLA"
+    )
+    parser.add_argument("--sorted", action="store_true", help="batch sentences of similar length")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (the export's tokenizer ops)
 
     import zoo
 
@@ -50,29 +112,47 @@ def main(argv=None) -> None:
     else:
         sentences = held_out_sentences(model.recipe)
     sentences = sentences[: args.sentences]
-    beam = args.beam_size or int(model.recipe["decode"]["beam_size"])
-    signature = model.saved_model.signatures["parse_options"]
-    max_length = tf.constant(int(model.recipe["decode"]["max_length"]))
+    if args.sorted:
+        sentences.sort(key=lambda s: len(s.split()))
+    decode = model.recipe["decode"]
+    beams = sorted({1, args.beam_size or int(decode["beam_size"])})
+    max_length = int(decode["max_length"])
     words = sum(len(s.split()) for s in sentences)
     print(
         f"{model.path}: {len(sentences)} sentences, {words / len(sentences):.1f} words on "
-        f"average, beam {beam}, {os.cpu_count()} CPU cores"
+        f"average{', sorted by length' if args.sorted else ''}, {os.cpu_count()} CPU cores, "
+        f"decode.xla {bool(decode.get('xla', False))}"
     )
+    parsers = {"export": tf.saved_model.load(str(model.path)).signatures["parse_options"]}
+    if args.without_xla:
+        parsers["without XLA"] = rebuilt_without_xla(Path(model.path))
 
-    for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
-        batches = [sentences[i : i + batch_size] for i in range(0, len(sentences), batch_size)]
-        run = lambda batch: signature(  # noqa: E731
-            sentence=tf.constant(batch), beam_size=tf.constant(beam), max_length=max_length
-        )
-        run(batches[0])  # warm-up
-        started = time.perf_counter()
-        for batch in batches:
-            run(batch)["tree"].numpy()
-        seconds = time.perf_counter() - started
+    rows = []
+    for name, parse in parsers.items():
+        for beam in beams:
+            for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
+                figures = time_parser(parse, sentences, batch_size, beam, max_length)
+                rows.append((name, beam, batch_size, figures))
+                print(
+                    f"{name:12s} {'greedy' if beam == 1 else f'beam {beam}':7s} "
+                    f"batch {batch_size:3d}: {figures['sentences_per_second']:7.1f} sentences/s, "
+                    f"{figures['ms_per_batch']:8.1f} ms per batch, "
+                    f"{figures['us_per_step']:7.0f} µs per step "
+                    f"(warm-up pass {figures['warm_up_seconds']:.1f} s)",
+                    flush=True,
+                )
+    print("\n| parser | decoding | batch | sentences/s | µs per step |")
+    print("|---|---|---|---|---|")
+    for name, beam, batch_size, figures in rows:
         print(
-            f"batch {batch_size:3d}: {len(sentences) / seconds:7.1f} sentences/s "
-            f"({1000 * seconds / len(batches):.1f} ms per batch)"
+            f"| {name} | {'greedy' if beam == 1 else f'beam {beam}'} | {batch_size} | "
+            f"{figures['sentences_per_second']:.1f} | {figures['us_per_step']:.0f} |"
         )
+    speeds = {(n, b, s): f["sentences_per_second"] for n, b, s, f in rows}
+    if len(beams) == 2 and ("export", 1, 64) in speeds:
+        ratio = speeds[("export", 1, 64)] / speeds[("export", beams[1], 64)]
+        print(f"\nexport, batch 64: beam {beams[1]} is {ratio:.2f}x slower than greedy")
+    print("reference: Vinyals et al. 2015, over 100 sentences/s (CPU, unoptimised)")
 
 
 if __name__ == "__main__":
