@@ -343,12 +343,11 @@ class ParsingTask(Seq2SeqTask):
         return recipe["data"]["max_train_words"]
 
     def decoder_args(self, recipe, tokenizers):
-        if not recipe["model"]["decoder"].get("pointer"):
-            return {}
-        return {
-            "pointer_token": tokenizers["target"].vocab.index(PLACEHOLDER),
-            "pointer_reversed": recipe["model"]["reverse_source"],
-        }
+        args = super().decoder_args(recipe, tokenizers)
+        if args.pop("pointer", False):  # the recipe's switch -> the XX id and the direction
+            args["pointer_token"] = tokenizers["target"].vocab.index(PLACEHOLDER)
+            args["pointer_reversed"] = recipe["model"]["reverse_source"]
+        return args
 
     def build_tokenizers(self, train, recipe, log):
         source, target = build_tokenizers(train, recipe["tokenizer"])

@@ -36,11 +36,8 @@ class Seq2SeqServing(SearchDecoder):
         # padded source width, beam size and maximum length.
         self.xla = bool(recipe["decode"].get("xla", False))
         if self.xla:
-            self._greedy_xla = tf.function(
-                self._fixed_greedy, jit_compile=True, autograph=False, reduce_retracing=True
-            )
-            self._beam_xla = tf.function(
-                self._fixed_beam, jit_compile=True, autograph=False, reduce_retracing=True
+            self._search_xla = tf.function(
+                self._fixed_search, jit_compile=True, autograph=False, reduce_retracing=True
             )
 
     @property
@@ -85,30 +82,23 @@ class Seq2SeqServing(SearchDecoder):
         source = tf.pad(source, [[0, 0], [0, padded - width]])
         word_count = tf.cast(word_count, tf.int32)
         max_length = tf.cast(max_length, tf.int32)
-        greedy = lambda: self._greedy_xla(source, word_count, max_length)  # noqa: E731
+        # A Python beam size is traced into the program (1: greedy search).
+        greedy = lambda: self._search_xla(source, word_count, 1, max_length)  # noqa: E731
         if isinstance(beam_size, int):
-            if beam_size == 1:
-                return greedy()
-            return self._beam_xla(source, word_count, tf.constant(beam_size), max_length)
-        beam = lambda: self._beam_xla(source, word_count, beam_size, max_length)  # noqa: E731
+            return self._search_xla(source, word_count, beam_size, max_length)
+        beam = lambda: self._search_xla(source, word_count, beam_size, max_length)  # noqa: E731
         if self.length_penalty or self.coverage_penalty:
             # A tensor beam size takes beam search (`zoo.samplers.search`), whose
             # one-beam scores carry the penalties; greedy's would not.
             return beam()
         return tf.cond(tf.equal(beam_size, 1), greedy, beam)
 
-    def _fixed_limits(self, source, word_count, max_length):
+    def _fixed_search(self, source, word_count, beam_size, max_length):
+        """`decode_ids` with a `max_length` XLA can size its buffers by (and nothing data-sized)."""
         bound = self.length_bound(tf.shape(source)[1])
         if bound is not None:
             max_length = tf.minimum(max_length, bound)
-        return self.decoding_limits(word_count, max_length, fixed=True)
-
-    def _fixed_greedy(self, source, word_count, max_length):
-        max_length, hooks = self._fixed_limits(source, word_count, max_length)
-        return _common(self.decode_ids(source, 1, max_length, **hooks))
-
-    def _fixed_beam(self, source, word_count, beam_size, max_length):
-        max_length, hooks = self._fixed_limits(source, word_count, max_length)
+        max_length, hooks = self.decoding_limits(word_count, max_length, fixed=True)
         return _common(self.decode_ids(source, beam_size, max_length, **hooks))
 
     def generate(self, text, beam_size: int | None = None, max_length=None) -> dict:

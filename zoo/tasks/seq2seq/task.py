@@ -32,8 +32,8 @@ class Seq2SeqTask(Task):
         return {"source": [s for s, _ in pairs], "target": [t for _, t in pairs]}
 
     def decoder_args(self, recipe: dict, tokenizers: dict) -> dict:
-        """`AttentionDecoder` arguments that follow from the task's settings and vocabularies."""
-        return {}
+        """The `AttentionDecoder` arguments: the recipe's `model.decoder`, as the task reads it."""
+        return dict(recipe["model"]["decoder"])
 
     def build_model(self, recipe: dict, tokenizers: dict, *, pretrained: bool = True):
         from zoo.tasks.seq2seq.training import build_model
@@ -46,7 +46,7 @@ class Seq2SeqTask(Task):
             tokenizers["source"].vocab_size,
             tokenizers["target"].vocab_size,
             dtype,
-            **self.decoder_args(recipe, tokenizers),
+            decoder=self.decoder_args(recipe, tokenizers),
         )
 
     def model_parts(self, model) -> dict[str, list]:

@@ -25,12 +25,11 @@ def build_model(
     source_vocab_size: int,
     target_vocab_size: int,
     dtype: str | None = None,
-    **decoder_args,
+    decoder: dict | None = None,
 ) -> Seq2Seq:
-    """A built `Seq2Seq` from a recipe's `model` section; `decoder_args` are added to its decoder's."""
+    """A built `Seq2Seq` from a recipe's `model` section; `decoder` replaces its decoder's."""
     encoder = dict(model_config["encoder"])
-    decoder = {**model_config["decoder"], **decoder_args}
-    decoder.pop("pointer", None)  # a task's switch, made into `decoder_args` by the task
+    decoder = dict(model_config["decoder"] if decoder is None else decoder)
     model = Seq2Seq(
         source_vocab_size,
         target_vocab_size,
