@@ -10,13 +10,14 @@ __version__ = "0.1.0"
 
 # The task registry installs the catalog recipes read task schemas from.
 import zoo.tasks  # noqa: E402, F401
+from zoo.tasks.base import TruncationWarning  # noqa: E402, F401
 
 
-def load(path, version=None):
-    """Loads an exported model (see `zoo.hub.load`)."""
+def load(path, version=None, *, trust=False):
+    """Loads an exported model (see `zoo.hub.load`; `trust`: see `zoo.security`)."""
     from zoo.hub import load as _load
 
-    return _load(path, version)
+    return _load(path, version, trust=trust)
 
 
 def plot_attention(result, path=None, **kwargs):

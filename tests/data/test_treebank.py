@@ -164,6 +164,29 @@ def test_read_treebank_reports_malformed_files_in_a_folder(tmp_path):
         read_treebank(tmp_path)
 
 
+def test_read_clean_treebank_reports_trees_of_traces_and_empty_files(tmp_path):
+    from zoo.data.treebank import read_clean_treebank
+
+    (tmp_path / "a.mrg").write_text(
+        "( (S (NP (NN x)) (VP (VBZ y))) )\n"
+        "\n"
+        "( (S (NP-SBJ (-NONE- *T*-1)) (VP (-NONE- *?*))) )\n"
+        "( (S (NN z)) )\n"
+    )
+    (tmp_path / "b.mrg").write_text("( (S (NN w)) )\n")
+    (tmp_path / "empty.mrg").write_text("\n\n")
+    trees, report = read_clean_treebank(tmp_path)
+    assert list(trees) == ["a.mrg", "b.mrg", "empty.mrg"]
+    assert [t.leaves() for t in trees["a.mrg"]] == [["x", "y"], ["z"]]
+    assert trees["empty.mrg"] == []
+    assert report.files == 3 and report.trees == 3
+    assert report.dropped == [("a.mrg", 3)] and report.empty_files == ["empty.mrg"]
+    summary = report.summary()
+    assert f"treebank {tmp_path}: 3 files, 3 trees" in summary
+    assert "1 tree of -NONE- traces only" in summary and "a.mrg line 3" in summary
+    assert "1 file without any tree: empty.mrg" in summary
+
+
 def test_split_by_file():
     trees = {f"wsj_{n:04d}.mrg": [Tree("S", (Tree("NN", (str(n),)),))] for n in (2201, 1, 2301, 2)}
     train, validation, test = split_by_file(trees, ["wsj_22*.mrg"], "wsj_2301.mrg")

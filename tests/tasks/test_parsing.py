@@ -168,9 +168,16 @@ def test_empty_and_very_long_sentences(trained):
     assert len(words) == 220
     long = model.parse(" ".join(words[:200]), beam_size=1)
     assert is_well_formed(long.tokens, 200) and long.to_tree().leaves() == words[:200]
-    # A budget too small for any tree over the words gives no tree, not a broken one.
-    short = model.parse("the dog saw a cat .", beam_size=1, max_length=5)
-    assert short.tokens == [] and short.tree == ""
+    # A budget too small for a tree over every word: a tree over the first words (2 fit
+    # in 5 symbols), the others attached flat under the root, and a warning.
+    with pytest.warns(zoo.TruncationWarning, match="covers words 1-2, words 3-6"):
+        short = model.parse("the dog saw a cat .", beam_size=1, max_length=5)
+    assert short.parsed_words == 2 and is_well_formed(short.tokens, 6)
+    assert short.to_tree().leaves() == "the dog saw a cat .".split()
+    # Below 4 symbols no tree fits at all: the empty tree, not a broken one.
+    with pytest.warns(zoo.TruncationWarning, match="no tree fits"):
+        none = model.parse("the dog saw a cat .", beam_size=1, max_length=3)
+    assert none.tokens == [] and none.tree == ""
 
 
 def test_score_parses_repairs_and_counts_malformed_output():
@@ -297,3 +304,50 @@ def test_train_size_takes_a_seeded_subset_of_the_training_trees(tmp_path):
     assert len(splits(500).train) == 40  # more than there are: all of them
     with pytest.raises(RecipeError, match="data.train_size"):
         resolve_recipe({**data, "data": {**data["data"], "train_size": 0}})
+
+
+def test_treebank_report_names_trees_of_traces_and_files_without_trees(tmp_path):
+    from tests.tasks.shifted_data import write_shifted_treebank
+    from zoo.tasks.parsing import load_splits, read_files
+
+    folder = write_shifted_treebank(tmp_path / "trees", {"train": 30, "dev": 4, "test": 3})
+    with (folder / "train.mrg").open("a") as f:  # line 31: a tree of traces only
+        f.write("( (S (NP-SBJ (-NONE- *T*-1)) (VP (-NONE- *?*))) )\n")
+    (folder / "notes.mrg").write_text("\n")
+    recipe = resolve_recipe(
+        {
+            "task": "parsing",
+            "data": {
+                "kind": "treebank",
+                "path": str(folder),
+                "validation_files": ["dev.mrg"],
+                "test_files": ["test.mrg"],
+            },
+        }
+    )
+    splits = load_splits(recipe["data"])
+    assert (len(splits.train), len(splits.validation), len(splits.test)) == (30, 4, 3)
+    for report in (splits.report, read_files(recipe["data"])[1]):
+        assert f"treebank {folder}: 4 files, 37 trees" in report
+        assert "1 tree of -NONE- traces only" in report and "train.mrg line 31" in report
+        assert "1 file without any tree: notes.mrg" in report
+
+
+def test_vocabulary_is_built_on_the_trees_training_keeps():
+    from zoo.data.synthetic_parsing import ParseExample, generate_parse_examples
+    from zoo.data.treebank import parse_bracketed
+    from zoo.tasks import get_task
+
+    task = get_task("parsing")
+    recipe = resolve_recipe({"task": "parsing", "tokenizer": {"vocab_size": 60}})
+    examples = generate_parse_examples(40, seed=3, max_words=10)
+    # Past data.max_train_words (100); each word 5 times, frequent enough to fill the vocabulary.
+    leaves = " ".join(f"(NN huge{i % 30})" for i in range(150))
+    huge = ParseExample(parse_bracketed(f"(S (NP {leaves}) (VP (VBZ x)))")[0])
+    logs = []
+    with_huge = task.build_tokenizers([*examples[:20], huge, *examples[20:]], recipe, logs.append)
+    without = task.build_tokenizers(examples, recipe, lambda _: None)
+    assert not [w for w in with_huge["source"].vocab if w.startswith("huge")]
+    assert with_huge["source"].vocab == without["source"].vocab
+    assert with_huge["target"].vocab == without["target"].vocab
+    assert "built on 40 of 41 training trees: 1 longer than 100 words" in logs[-1]

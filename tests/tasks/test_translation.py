@@ -231,3 +231,25 @@ def test_interrupted_training_resumes_where_it_stopped(tmp_path):
     )
     assert metrics["epochs"] == 3
     assert 0.0 <= metrics["alignment_error_rate"] <= 1.0  # the reversed-source AER path ran
+
+
+@pytest.mark.parametrize("kind", ["word", "wordpiece"])
+def test_vocabulary_is_built_on_the_pairs_training_keeps(kind):
+    """One huge line (dropped by training) must not fill a capped vocabulary with its words."""
+    from zoo.data.synthetic_translation import generate_translation_pairs
+    from zoo.tasks import get_task
+    from zoo.tasks.translation import Pair
+
+    task = get_task("translation")
+    recipe = resolve_recipe({"task": "translation", "tokenizer": {"kind": kind, "vocab_size": 80}})
+    pairs = [Pair(p.source, p.target) for p in generate_translation_pairs(60, seed=1, max_words=8)]
+    huge = Pair(" ".join(f"huge{i}" for i in range(150)), "x")  # > data.max_source_tokens (100)
+    # 60 words, but 120 tokens once the commas are split off: known only with a vocabulary.
+    commas = Pair(" ".join(f"comma{i}," for i in range(60)), "y")
+    logs = []
+    with_long = task.build_tokenizers([*pairs[:30], huge, commas, *pairs[30:]], recipe, logs.append)
+    without = task.build_tokenizers(pairs, recipe, lambda _: None)
+    assert not [w for w in with_long["source"].vocab if "huge" in w or "comma" in w]
+    assert with_long["source"].vocab == without["source"].vocab
+    assert with_long["target"].vocab == without["target"].vocab
+    assert "built on 60 of 62 training pairs: 2 with a source longer than 100" in logs[-1]

@@ -10,6 +10,8 @@ that does not need TensorFlow:
   ``( (S ...) )``);
 - `clean_tree`, the usual preprocessing of the paper and of EVALB: no
   wrapper, no ``-NONE-`` traces, no function tags or indices;
+- `read_clean_treebank`, a treebank read and cleaned, with a `TreebankReport`
+  naming each tree cleaning left empty and each file without a tree;
 - `linearize` / `delinearize`, the target sequence of the paper,
   ``(S (NP XX XX )NP (VP XX )VP XX )S``, where each part-of-speech tag and
   word becomes one ``XX``;
@@ -38,6 +40,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import re
@@ -56,11 +59,13 @@ from zoo.data.linearized_trees import (
 __all__ = [
     "Tree",
     "TreebankFormatError",
+    "TreebankReport",
     "clean_tree",
     "delinearize",
     "is_well_formed",
     "linearize",
     "parse_bracketed",
+    "read_clean_treebank",
     "read_treebank",
     "read_treebank_file",
     "repair_linearized",
@@ -113,7 +118,12 @@ def parse_bracketed(text: str, *, source: str = "<string>") -> list[Tree]:
             unclosed tree began, or where a ``)`` closes nothing), or a word
             outside any bracket.
     """
-    trees: list[Tree] = []
+    return [tree for tree, _ in _parse_with_lines(text, source)]
+
+
+def _parse_with_lines(text: str, source: str) -> list[tuple[Tree, int]]:
+    """`parse_bracketed`, each tree with the line where it begins."""
+    trees: list[tuple[Tree, int]] = []
     # Each open node: [label, children, line where it opened].
     stack: list[list] = []
     line, scanned = 1, 0
@@ -151,7 +161,7 @@ def parse_bracketed(text: str, *, source: str = "<string>") -> list[Tree]:
             if stack:
                 stack[-1][1].append(node)
             else:
-                trees.append(node)
+                trees.append((node, tree_line))
                 last_tree_line = tree_line
         elif stack:
             stack[-1][1].append(token)
@@ -190,6 +200,11 @@ def read_treebank_file(path: str | os.PathLike) -> list[Tree]:
         TreebankFormatError: text that is not UTF-8 or not balanced trees,
             naming the file and line.
     """
+    return [tree for tree, _ in _read_with_lines(path)]
+
+
+def _read_with_lines(path: str | os.PathLike) -> list[tuple[Tree, int]]:
+    """`read_treebank_file`, each tree with the line where it begins."""
     data = Path(path).read_bytes()
     try:
         text = data.decode("utf-8-sig")
@@ -199,7 +214,7 @@ def read_treebank_file(path: str | os.PathLike) -> list[Tree]:
             data.count(b"\n", 0, error.start) + 1,
             f"not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start})",
         ) from None
-    return parse_bracketed(text, source=os.fspath(path))
+    return _parse_with_lines(text, os.fspath(path))
 
 
 def read_treebank(
@@ -224,6 +239,14 @@ def read_treebank(
         ValueError: two files with the same name.
         TreebankFormatError: a malformed file.
     """
+    by_name = _paths_by_name(folder_or_files, pattern)
+    return {name: read_treebank_file(by_name[name]) for name in sorted(by_name)}
+
+
+def _paths_by_name(
+    folder_or_files: str | os.PathLike | Iterable[str | os.PathLike], pattern: str
+) -> dict[str, Path]:
+    """The files `read_treebank` reads, by file name (see there for the errors)."""
     if isinstance(folder_or_files, (str, os.PathLike)):
         root = Path(folder_or_files)
         if root.is_dir():
@@ -244,7 +267,83 @@ def read_treebank(
                 f"Received: {os.fspath(by_name[path.name])!r} and {os.fspath(path)!r}"
             )
         by_name[path.name] = path
-    return {name: read_treebank_file(by_name[name]) for name in sorted(by_name)}
+    return by_name
+
+
+@dataclasses.dataclass
+class TreebankReport:
+    """What `read_clean_treebank` kept and dropped; `summary()` is the log's `data:` line.
+
+    Attributes:
+        path: the folder or file read, as given.
+        files: the number of files read (empty ones included).
+        trees: the number of trees kept (non-empty once cleaned).
+        dropped: `(file name, line)` of each tree left empty once cleaned (only
+            `-NONE-` traces), the line where it begins.
+        empty_files: the names of the files that hold no tree at all.
+    """
+
+    path: str
+    files: int
+    trees: int
+    dropped: list[tuple[str, int]] = dataclasses.field(default_factory=list)
+    empty_files: list[str] = dataclasses.field(default_factory=list)
+
+    def summary(self) -> str:
+        text = f"treebank {self.path}: {self.files} files, {self.trees} trees"
+        if self.dropped:
+            where = ", ".join(f"{name} line {line}" for name, line in self.dropped)
+            text += (
+                f"; {_count(len(self.dropped), 'tree')} of -NONE- traces only (empty once "
+                f"cleaned) dropped: {where}"
+            )
+        if self.empty_files:
+            text += (
+                f"; {_count(len(self.empty_files), 'file')} without any tree: "
+                f"{', '.join(self.empty_files)}"
+            )
+        return text
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def read_clean_treebank(
+    folder_or_files: str | os.PathLike | Iterable[str | os.PathLike], *, pattern: str = "*.mrg"
+) -> tuple[dict[str, list[Tree]], TreebankReport]:
+    """`read_treebank` with every tree through `clean_tree`, and a report of what was dropped.
+
+    A tree of traces only (nothing left once cleaned) is dropped, and a file
+    may hold no tree at all; the report names each (file and line), so the
+    counts it gives are the trees a model sees.
+
+    Returns:
+        ``({file name: cleaned trees}, report)``, keys in sorted order (an
+        empty file keeps its key, with no trees).
+    """
+    by_name = _paths_by_name(folder_or_files, pattern)
+    cleaned: dict[str, list[Tree]] = {}
+    report = TreebankReport(
+        os.fspath(folder_or_files)
+        if isinstance(folder_or_files, (str, os.PathLike))
+        else ", ".join(sorted(by_name)),
+        len(by_name),
+        0,
+    )
+    for name in sorted(by_name):
+        trees = _read_with_lines(by_name[name])
+        if not trees:
+            report.empty_files.append(name)
+        cleaned[name] = []
+        for tree, line in trees:
+            kept = clean_tree(tree)
+            if kept is None:
+                report.dropped.append((name, line))
+            else:
+                cleaned[name].append(kept)
+        report.trees += len(cleaned[name])
+    return cleaned, report
 
 
 def split_by_file(

@@ -93,6 +93,15 @@ class FinetunePolicy:
     keys: FinetuneKeys = FinetuneKeys()
 
 
+class TruncationWarning(UserWarning):
+    """An input or output was cut: a result does not cover all of its input.
+
+    Raised by a task's `results` (what `zoo.load(...)(...)` and `zoo predict`
+    return) when decoding stopped at `max_length` without its end token, or
+    when a parse could not cover every word; the message names the input.
+    """
+
+
 class Result:
     """One output of an exported model, as `zoo.load(...)(...)` and `zoo predict` give it.
 
@@ -268,6 +277,16 @@ class Task:
             if name is None or signature.name == name:
                 return signature
         raise KeyError(name)
+
+    def single_input(self, signature: Signature, inputs) -> bool:
+        """Whether `inputs` is one input (one result) rather than several (a list of results).
+
+        The default: a string, or a dict of strings for a signature with
+        several inputs; anything else is a sequence of inputs.
+        """
+        if isinstance(inputs, dict):
+            return all(isinstance(v, str) for v in inputs.values())
+        return isinstance(inputs, str)
 
     def prepare_inputs(self, signature: Signature, inputs) -> tuple[list, dict, bool]:
         """Python inputs -> (items, feeds by input name, whether one item was given).

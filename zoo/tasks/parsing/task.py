@@ -22,14 +22,15 @@ from typing import Any
 import tensorflow as tf
 
 from zoo.config import FinetuneKeys
-from zoo.data.synthetic_parsing import ParseExample, examples_from_trees, generate_parse_examples
-from zoo.data.treebank import delinearize, is_well_formed, read_treebank, repair_linearized
+from zoo.data.synthetic_parsing import ParseExample, generate_parse_examples
+from zoo.data.treebank import delinearize, is_well_formed, read_clean_treebank, repair_linearized
 from zoo.samplers import TreeConstraint
 from zoo.tasks.base import Input, Signature, Splits, traced
 from zoo.tasks.decoding import DECODE_OPTIONS
 from zoo.tasks.parsing.schema import PARSING_SCHEMA
 from zoo.tasks.seq2seq.serving import Seq2SeqServing
 from zoo.tasks.seq2seq.task import Seq2SeqTask
+from zoo.tasks.truncation import cut_lines
 from zoo.text.symbol_tokenizer import SymbolTokenizer
 from zoo.training import decode_corpus
 
@@ -76,16 +77,16 @@ def load_splits(data: dict) -> Splits:
     from zoo.data.translation_readers import DataFormatError
     from zoo.data.treebank import split_by_file
 
-    by_file = read_treebank(data["path"], pattern=data["pattern"])
+    by_file, read_report = read_clean_treebank(data["path"], pattern=data["pattern"])
     try:
         train_trees, validation_trees, test_trees = split_by_file(
             by_file, data["validation_files"], data["test_files"]
         )
     except ValueError as error:
         raise DataFormatError(f"data.validation_files / data.test_files: {error}") from None
-    train = examples_from_trees(train_trees)
-    validation = examples_from_trees(validation_trees)
-    test = examples_from_trees(test_trees)
+    train = [ParseExample(tree) for tree in train_trees]
+    validation = [ParseExample(tree) for tree in validation_trees]
+    test = [ParseExample(tree) for tree in test_trees]
     if not data["validation_files"]:
         # No validation files named: 5% of the training trees, drawn with the seed.
         random.Random(data["seed"]).shuffle(train)
@@ -101,10 +102,7 @@ def load_splits(data: dict) -> Splits:
             f"data.path: {data['path']}: a split has no tree ({sizes}); "
             "check data.validation_files and data.test_files"
         )
-    report = (
-        f"treebank {data['path']}: {len(by_file)} files, "
-        f"{sum(len(t) for t in by_file.values())} trees"
-    )
+    report = read_report.summary()
     if data["train_size"] is not None:
         report += f"; training on {len(train)} of them (data.train_size)"
     return Splits(train, validation, test, report)
@@ -112,9 +110,9 @@ def load_splits(data: dict) -> Splits:
 
 def read_files(data: dict) -> tuple[list[ParseExample], str]:
     """Every tree of a treebank data section, unsplit (what `zoo evaluate --data` scores)."""
-    by_file = read_treebank(data["path"], pattern=data["pattern"])
-    examples = examples_from_trees(tree for trees in by_file.values() for tree in trees)
-    return examples, f"treebank {data['path']}: {len(by_file)} files, {len(examples)} trees"
+    by_file, report = read_clean_treebank(data["path"], pattern=data["pattern"])
+    examples = [ParseExample(tree) for trees in by_file.values() for tree in trees]
+    return examples, report.summary()
 
 
 # --- the in-graph parser (used for evaluation AND exported) ---------------------------------
@@ -158,6 +156,14 @@ class Parser(Seq2SeqServing):
     (`zoo.samplers.TreeConstraint`); a sentence of `n` words may use at most
     ``min(decode.max_length, decode.length_per_word * n + 8)`` symbols. An
     empty sentence gives the empty tree ``""`` and no symbols.
+
+    A sentence whose tree cannot fit in `max_length` symbols (more than
+    `max_length - 3` words) is parsed over its first
+    ``(max_length - 8) / length_per_word`` words (the budget those words
+    would have; `max_length - 3` when that is none), and its other words
+    are attached flat under the root, after the parsed ones; `parsed_words`
+    says how many words the decoder's tree covers. With `max_length` below
+    4 no tree fits at all: the tree is empty.
     """
 
     def __init__(self, model, source_tokenizer, target_tokenizer, recipe: dict, **overrides):
@@ -168,7 +174,21 @@ class Parser(Seq2SeqServing):
         self.max_length = int(decode["max_length"])
         self.constraint = TreeConstraint(target_tokenizer.vocab, pos_placeholder=PLACEHOLDER)
 
+    def parsed_words(self, word_count, max_length):
+        """How many words (from the first) the decoder parses: all those a tree can hold."""
+        word_count = tf.cast(word_count, tf.int32)
+        max_length = tf.cast(max_length, tf.int32)
+        # Too many words for any tree: as many as get their usual room.
+        room = tf.cast(
+            tf.math.floor(tf.cast(max_length - LENGTH_SLACK, tf.float32) / self.length_per_word),
+            tf.int32,
+        )
+        prefix = tf.maximum(tf.where(room >= 1, room, max_length - 3), 0)
+        return tf.where(word_count + 3 <= max_length, word_count, tf.minimum(word_count, prefix))
+
     def decoding_limits(self, word_count, max_length, *, fixed=False):
+        if self.constrained:
+            word_count = self.parsed_words(word_count, max_length)
         budgets = tf.cast(
             tf.math.ceil(self.length_per_word * tf.cast(word_count, tf.float32)), tf.int32
         )
@@ -191,15 +211,63 @@ class Parser(Seq2SeqServing):
         out = self.generate(sentence, beam_size, max_length)
         words = tf.strings.split(sentence)
         end = tf.RaggedTensor.from_tensor(tf.fill([tf.shape(sentence)[0], 1], "[END]"))
+        tokens, attention, lengths = out["tokens"], out["attention"], out["length"]
+        parsed = tf.reduce_sum(tf.cast(tf.equal(tokens, PLACEHOLDER), tf.int32), axis=1)
+        linearized = out["translation"]
+        if self.constrained:  # a tree over the first words: the others join the root
+            missing = tf.where(lengths > 0, tf.cast(words.row_lengths(), tf.int32) - parsed, 0)
+            tokens, attention, lengths = attach_flat(tokens, attention, lengths, missing)
+            joined = tf.strings.reduce_join(
+                tf.RaggedTensor.from_tensor(tokens, lengths=lengths), axis=1, separator=" "
+            )
+            linearized = tf.where(missing > 0, joined, linearized)
         return {
-            "tree": bracketed_trees(out["tokens"], words),
-            "linearized": out["translation"],
-            "tokens": out["tokens"],
+            "tree": bracketed_trees(tokens, words),
+            "linearized": linearized,
+            "tokens": tokens,
             "source_tokens": tf.concat([words, end], 1).to_tensor(""),
-            "attention": out["attention"],
+            "attention": attention,
             "score": out["score"],
-            "length": out["length"],
+            "length": lengths,
+            "parsed_words": parsed,
+            "truncated": out["truncated"],
         }
+
+
+def attach_flat(tokens: tf.Tensor, attention: tf.Tensor, lengths: tf.Tensor, missing: tf.Tensor):
+    """Adds `missing` placeholders to each tree, under its root, before the root closes.
+
+    ``(S (NP XX )NP XX )S`` with 2 missing gives ``(S (NP XX )NP XX XX XX )S``:
+    the words the decoder did not reach become children of the root. Their
+    attention rows are zeros (no decoding step wrote them).
+
+    Args:
+        tokens: string `(batch_size, T)`, padded with `""`.
+        attention: float `(batch_size, T, S)`.
+        lengths: int32 `(batch_size,)`, the symbols of each row (0: no tree).
+        missing: int32 `(batch_size,)`, placeholders to add (0 where `lengths` is 0).
+
+    Returns:
+        `(tokens, attention, lengths)`, `T` grown to the longest new row.
+    """
+    new_lengths = lengths + missing
+    width = tf.reduce_max(tf.concat([new_lengths, [0]], 0))
+    position = tf.range(width)[None, :]
+    last = (lengths - 1)[:, None]  # the root's closing bracket
+    inserted = (position >= last) & (position < last + missing[:, None])
+    kept = (position < new_lengths[:, None]) & ~inserted
+    source = tf.where(position < last, position, position - missing[:, None])
+    source = tf.where(kept, source, 0)
+    # One padding column, so an all-empty batch still has something to gather.
+    tokens = tf.pad(tokens, [[0, 0], [0, 1]], constant_values="")
+    attention = tf.pad(attention, [[0, 0], [0, 1], [0, 0]])
+    new_tokens = tf.where(
+        kept, tf.gather(tokens, source, batch_dims=1), tf.where(inserted, PLACEHOLDER, "")
+    )
+    new_attention = tf.where(
+        kept[:, :, None], tf.gather(attention, source, batch_dims=1), tf.zeros([], attention.dtype)
+    )
+    return new_tokens, new_attention, new_lengths
 
 
 def build_tokenizers(train: list[ParseExample], config: dict):
@@ -255,10 +323,31 @@ def _symbols(row) -> list[str]:
     return [t.decode("utf-8") for t in row if t]
 
 
+def _cut(example: ParseExample, output: dict) -> bool:
+    """Whether the decoder's own tree missed words of `example` (or hit max_length)."""
+    if "parsed_words" in output:
+        parsed = int(output["parsed_words"])
+    else:
+        parsed = _symbols(output["tokens"]).count(PLACEHOLDER)
+    return parsed < len(example.words) or bool(output.get("truncated", False))
+
+
 def evaluate(
-    examples: list[ParseExample], parse_fn, evaluate_config: dict, unconstrained_fn=None
+    examples: list[ParseExample],
+    parse_fn,
+    evaluate_config: dict,
+    unconstrained_fn=None,
+    *,
+    max_words: int | None = None,
+    max_length: int | None = None,
 ) -> dict:
-    """Real decoding of `examples` with the exported graph: F1, well-formed share, repairs."""
+    """Real decoding of `examples` with the exported graph: F1, well-formed share, repairs.
+
+    Every sentence is scored, however long: `over_long` counts those longer
+    than `max_words` (the limit training drops trees by), `cut` those whose
+    decoded tree does not cover every word (`max_length`, the decoding's, is
+    for the log; the other words are attached flat, see `Parser`).
+    """
     if evaluate_config.get("max_examples"):
         examples = examples[: evaluate_config["max_examples"]]
     sentences = [e.sentence for e in examples]
@@ -269,6 +358,10 @@ def evaluate(
     metrics.update(score_parses(examples, [_symbols(r["tokens"]) for r in results]))
     metrics["decode_seconds"] = round(seconds, 2)
     metrics["sentences_per_second"] = round(len(examples) / max(seconds, 1e-9), 1)
+    metrics["over_long"] = sum(len(e.words) > max_words for e in examples) if max_words else 0
+    metrics["max_words"] = max_words
+    metrics["cut"] = sum(_cut(e, r) for e, r in zip(examples, results, strict=True))
+    metrics["max_length"] = max_length
     if unconstrained_fn is not None:
         free = decode_corpus(unconstrained_fn, sentences)
         free_scores = score_parses(examples, [_symbols(r["tokens"]) for r in free])
@@ -292,6 +385,15 @@ def format_metrics(metrics: dict) -> str:
         f"test: well-formed {metrics['well_formed']:.1f}% as decoded, "
         f"{metrics['sentences_per_second']:.1f} sentences/s",
     ]
+    lines += cut_lines(
+        metrics.get("over_long", 0),
+        f"sentences longer than {metrics.get('max_words')} words "
+        "(data.max_train_words; training drops such trees) were decoded and scored",
+        metrics.get("cut", 0),
+        f"trees could not cover every word within decode.max_length "
+        f"({metrics.get('max_length')}) symbols and were scored as returned (the words the "
+        "decoder did not reach attached flat under the root)",
+    )
     free = metrics.get("unconstrained")
     if free:
         lines.append(
@@ -350,8 +452,20 @@ class ParsingTask(Seq2SeqTask):
         return args
 
     def build_tokenizers(self, train, recipe, log):
-        source, target = build_tokenizers(train, recipe["tokenizer"])
-        log(f"tokenizer: {source.vocab_size} words, {target.vocab_size} tree symbols")
+        """Tokenizers built on the trees that training keeps (`data.max_train_words`)."""
+        # The source tokenizer splits on white space: its tokens are the words.
+        kept = self.within_source_limit(
+            train, recipe, lambda texts: [len(t.split()) for t in texts]
+        )
+        source, target = build_tokenizers(kept, recipe["tokenizer"])
+        left_out = ""
+        if len(kept) < len(train):
+            left_out = (
+                f"; built on {len(kept)} of {len(train)} training trees: "
+                f"{len(train) - len(kept)} longer than {self.max_source_tokens(recipe)} words "
+                "left out, as training drops them"
+            )
+        log(f"tokenizer: {source.vocab_size} words, {target.vocab_size} tree symbols{left_out}")
         return {"source": source, "target": target}
 
     def serving_module(self, model, tokenizers, recipe, **overrides):
@@ -362,7 +476,14 @@ class ParsingTask(Seq2SeqTask):
         if final and recipe["evaluate"]["unconstrained"]:
             free = self.serving_module(model, serving.tokenizers, recipe, constrained=False)
             free_fn = traced(free, "parse_text")
-        return evaluate(examples, traced(serving, "parse_text"), recipe["evaluate"], free_fn)
+        return evaluate(
+            examples,
+            traced(serving, "parse_text"),
+            recipe["evaluate"],
+            free_fn,
+            max_words=self.max_source_tokens(recipe),
+            max_length=recipe["decode"]["max_length"],
+        )
 
     def validation_score(self, model, tokenizers, examples, recipe):
         """With `train.patience`: F1 of greedy constrained decoding, what early stopping keeps.

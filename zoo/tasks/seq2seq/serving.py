@@ -102,13 +102,23 @@ class Seq2SeqServing(SearchDecoder):
         return _common(self.decode_ids(source, beam_size, max_length, **hooks))
 
     def generate(self, text, beam_size: int | None = None, max_length=None) -> dict:
-        """Strings -> `translation` (detokenised), `tokens`, `source_tokens`, `attention`, `score`, `length`."""
+        """Strings -> their decoded outputs, one row per string.
+
+        The outputs: `translation` (detokenised), `tokens`, `source_tokens`,
+        `attention`, `score`, `length`, and `truncated`, true where the output
+        hit `max_length` without its end token (it was cut).
+        """
         beam_size, max_length = self.decode_options(beam_size, max_length)
         text = tf.reshape(tf.convert_to_tensor(text, tf.string), [-1])
         source, source_lengths, source_pieces, word_count = self.encode_text(text)
         result = self.search_ids(source, word_count, beam_size, max_length)
         has_words = word_count > 0
         lengths = tf.where(has_words, tf.cast(result["lengths"], tf.int32), 0)
+        # A row that ended has its end token inside the buffer (`max_length` wide);
+        # one that never ended filled it.
+        truncated = tf.logical_and(
+            has_words, tf.cast(result["lengths"], tf.int32) >= tf.shape(result["tokens"])[1]
+        )
         width = tf.reduce_max(tf.concat([lengths, [0]], 0))
         tokens = tf.RaggedTensor.from_tensor(
             tf.cast(result["tokens"][:, :width], tf.int32), lengths=lengths
@@ -133,6 +143,7 @@ class Seq2SeqServing(SearchDecoder):
             "attention": attention * zero_if_empty[:, None, None],
             "score": tf.cast(result["scores"], tf.float32) * zero_if_empty,
             "length": lengths,
+            "truncated": truncated,
         }
 
 

@@ -27,6 +27,19 @@ class Seq2SeqTask(Task):
     def max_source_tokens(self, recipe: dict) -> int | None:
         return None
 
+    def within_source_limit(self, train: list, recipe: dict, source_lengths) -> list:
+        """The examples of `train` whose source is at most `max_source_tokens` long.
+
+        What training keeps (`datasets` drops the others), so tokenizers are
+        built on these. `source_lengths(sources) -> list[int]` counts each
+        source's tokens.
+        """
+        limit = self.max_source_tokens(recipe)
+        if not limit:
+            return list(train)
+        lengths = source_lengths([source for source, _ in self.pairs(train)])
+        return [e for e, n in zip(train, lengths, strict=True) if n <= limit]
+
     def vocabulary_texts(self, train: list) -> dict[str, list[str]]:
         pairs = self.pairs(train)
         return {"source": [s for s, _ in pairs], "target": [t for _, t in pairs]}

@@ -25,6 +25,7 @@ from zoo.tasks.seq2seq.serving import Seq2SeqServing
 from zoo.tasks.seq2seq.task import Seq2SeqTask
 from zoo.tasks.seq2seq.training import tokenize_all
 from zoo.tasks.translation.schema import TRANSLATION_SCHEMA
+from zoo.tasks.truncation import cut_lines
 from zoo.text.normalization import normalize_python
 from zoo.text.sentencepiece_tokenizer import SentencePieceTokenizer
 from zoo.text.word_tokenizer import WordTokenizer
@@ -191,9 +192,22 @@ def pieces_with_end(tokenizer, texts: list[str]) -> list[list[str]]:
 
 
 def evaluate(
-    model, translator, pairs: list[Pair], evaluate_config: dict, translate_fn=None
+    model,
+    translator,
+    pairs: list[Pair],
+    evaluate_config: dict,
+    translate_fn=None,
+    *,
+    max_source_tokens: int | None = None,
+    max_length: int | None = None,
 ) -> dict:
-    """Real decoding of `pairs`: sacreBLEU, chrF, BLEU by source length, and AER if gold links exist."""
+    """Real decoding of `pairs`: sacreBLEU, chrF, BLEU by source length, and AER if gold links exist.
+
+    Every pair is scored, however long: `over_long` counts the sources longer
+    than `max_source_tokens` (the limit training drops pairs by), `cut` the
+    translations that hit `max_length` (the decoding's, for the log) before
+    their end token.
+    """
     from zoo.metrics.alignment import (
         alignment_error_rate,
         attention_to_alignment,
@@ -228,6 +242,7 @@ def evaluate(
         ),
         "decode_seconds": round(decode_seconds, 2),
         "sentences_per_second": round(len(pairs) / max(decode_seconds, 1e-9), 1),
+        **length_limits(results, max_source_tokens, max_length),
     }
     if evaluate_config.get("alignment") and pairs and pairs[0].alignment is not None:
         predicted, gold = [], []
@@ -253,11 +268,40 @@ def evaluate(
     return metrics
 
 
+def length_limits(results: list[dict], max_source_tokens: int | None, max_length: int | None):
+    """`over_long` (sources past training's limit) and `cut` (outputs that hit max_length).
+
+    Read from the decoded outputs: `source_tokens` (the pieces, then
+    ``[END]``) and `truncated`; outputs without them count nothing.
+    """
+    over_long = 0
+    if max_source_tokens:
+        over_long = sum(
+            sum(1 for t in r["source_tokens"] if t) - 1 > max_source_tokens
+            for r in results
+            if "source_tokens" in r
+        )
+    return {
+        "over_long": over_long,
+        "max_source_tokens": max_source_tokens,
+        "cut": sum(bool(r.get("truncated", False)) for r in results),
+        "max_length": max_length,
+    }
+
+
 def format_metrics(metrics: dict) -> str:
     lines = [
         f"test: sacreBLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f} on "
         f"{metrics['examples']} sentences (detokenised output against the raw references)"
     ]
+    lines += cut_lines(
+        metrics.get("over_long", 0),
+        f"sources longer than {metrics.get('max_source_tokens')} tokens "
+        "(data.max_source_tokens; training drops such pairs) were decoded and scored",
+        metrics.get("cut", 0),
+        f"translations hit decode.max_length ({metrics.get('max_length')}) before their end "
+        "token and were scored cut",
+    )
     if "bleu_normalized" in metrics:
         lines.append(
             f"test: normalised (lower-cased, accents stripped, punctuation split): "
@@ -318,14 +362,38 @@ class TranslationTask(Seq2SeqTask):
         return recipe["data"]["max_source_tokens"]
 
     def build_tokenizers(self, train, recipe, log):
+        """Tokenizers built on the training pairs that training keeps (`max_source_tokens`).
+
+        A source's token count needs a vocabulary, so: every word is at least
+        one token, and a source of more words than the limit is left out
+        first (one huge line would otherwise fill the vocabulary with its
+        words); the vocabulary built on the rest counts their tokens, and if
+        it finds more over-long sources, it is built once more without them.
+        """
         t0 = time.time()
         config = recipe["tokenizer"]
-        source = build_tokenizer([p.source for p in train], config)
-        target = build_tokenizer([p.target for p in train], config)
+        kept = self.within_source_limit(
+            train, recipe, lambda texts: [len(t.split()) for t in texts]
+        )
+        source = build_tokenizer([p.source for p in kept], config)
+        exact = self.within_source_limit(
+            kept, recipe, lambda texts: [len(ids) for ids in tokenize_all(source, texts)]
+        )
+        if len(exact) < len(kept):
+            kept = exact
+            source = build_tokenizer([p.source for p in kept], config)
+        target = build_tokenizer([p.target for p in kept], config)
+        left_out = ""
+        if len(kept) < len(train):
+            left_out = (
+                f"; built on {len(kept)} of {len(train)} training pairs: "
+                f"{len(train) - len(kept)} with a source longer than "
+                f"{self.max_source_tokens(recipe)} tokens left out, as training drops them"
+            )
         log(
             f"tokenizer: {config['kind']}, "
             f"source vocabulary {source.vocab_size}, "
-            f"target vocabulary {target.vocab_size} ({time.time() - t0:.1f} s)"
+            f"target vocabulary {target.vocab_size} ({time.time() - t0:.1f} s){left_out}"
         )
         return {"source": source, "target": target}
 
@@ -334,7 +402,15 @@ class TranslationTask(Seq2SeqTask):
 
     def evaluate(self, model, serving, examples, recipe, *, final=False):
         fn = traced(serving, "translate_text")
-        return evaluate(model, serving, examples, recipe["evaluate"], translate_fn=fn)
+        return evaluate(
+            model,
+            serving,
+            examples,
+            recipe["evaluate"],
+            translate_fn=fn,
+            max_source_tokens=self.max_source_tokens(recipe),
+            max_length=recipe["decode"]["max_length"],
+        )
 
     def headline(self, metrics):
         return f"BLEU {metrics['bleu']:.2f}, chrF {metrics['chrf']:.2f}"
