@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -16,6 +17,16 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+
+from zoo.atomic_file import write_atomically
+
+# What a finished `fit` leaves in the run folder until its export succeeds.
+FINISHED_WEIGHTS = "trained.weights.h5"
+FINISHED_RESULT = "trained.json"
+
+
+class TrainingError(RuntimeError):
+    """Training produced nothing worth exporting (the loss became NaN before any epoch ended)."""
 
 
 def make_optimizer(train: dict, steps_per_epoch: int | None = None) -> keras.optimizers.Optimizer:
@@ -197,6 +208,80 @@ class _BatchCounter(keras.callbacks.Callback):
         self.batches += 1
 
 
+def _nan_hint(train: dict) -> str:
+    if train.get("clipnorm"):
+        return "lower train.learning_rate or train.clipnorm"
+    return "lower train.learning_rate or set train.clipnorm"
+
+
+class NonFiniteLossGuard(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite, with the last good weights.
+
+    The weights are copied (in memory) when each epoch begins, that is as
+    the previous epoch ended with a finite loss; a non-finite loss puts
+    them back at once, before validation and every epoch-end callback, so
+    no callback sees the broken weights (`EarlyStopping` keeps its best of
+    the finite epochs, `GuardedBackup` does not back up the broken epoch).
+    When no epoch of this training ended (a NaN in the first epoch) there
+    is nothing to keep: `TrainingError` is raised.
+
+    Args:
+        hint: what to change in the recipe, for the error message.
+
+    Attributes:
+        stopped_at: `(epoch, batch, loss)` where the loss stopped being
+            finite (1-based, as Keras prints them), or `None`.
+        kept_epoch: the epoch whose weights were put back (1-based).
+    """
+
+    def __init__(self, hint: str = "lower train.learning_rate"):
+        super().__init__()
+        self.hint = hint
+        self.stopped_at = None
+        self.kept_epoch = None
+        self._epoch = 0
+        self._weights = None
+
+    def on_train_begin(self, logs=None):
+        self.stopped_at = self.kept_epoch = self._weights = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        # Epoch 0 of a fresh run begins with random weights, not a trained epoch's.
+        self._weights = self.model.get_weights() if epoch > 0 else None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or math.isfinite(float(loss)):
+            return
+        self.stopped_at = (self._epoch + 1, batch + 1, str(float(loss)))
+        self.model.stop_training = True
+        if self._weights is None:
+            epoch, batch, value = self.stopped_at
+            raise TrainingError(
+                f"the loss became {value} at epoch {epoch}, batch {batch}, before any epoch "
+                f"ended with a finite loss: nothing to export ({self.hint})"
+            )
+        self.model.set_weights(self._weights)
+        self.kept_epoch = self._epoch
+
+
+class GuardedBackup(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` that does not back up an epoch `guard` stopped (its loss was not finite).
+
+    The backup then stays that of the last good epoch, so it never claims
+    the broken epoch as done.
+    """
+
+    def __init__(self, backup_dir: str, guard: NonFiniteLossGuard, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.guard = guard
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.guard.stopped_at is None:
+            super().on_epoch_end(epoch, logs)
+
+
 def check_export_target(recipe: dict) -> None:
     """Fails before any training when `export.version` names a version that exists."""
     version = recipe["export"]["version"]
@@ -207,15 +292,73 @@ def check_export_target(recipe: dict) -> None:
         )
 
 
+def recipe_digest(recipe: dict) -> str:
+    """SHA-256 of the resolved recipe: what tells a run folder's leftovers from another recipe's."""
+    from zoo.config import dump_recipe
+
+    return hashlib.sha256(dump_recipe(recipe).encode("utf-8")).hexdigest()
+
+
+def save_finished_training(model: keras.Model, recipe: dict, run_dir: Path, result: dict) -> None:
+    """Keeps a finished `fit` (weights and result) in `run_dir` until its export succeeds.
+
+    The weights are written first and the result last, each by a rename:
+    `trained.json` present means the weights beside it are whole.
+    """
+    weights = run_dir / FINISHED_WEIGHTS
+    partial = run_dir / f".partial-{os.getpid()}-{FINISHED_WEIGHTS}"
+    try:
+        model.save_weights(str(partial), overwrite=True)
+        os.replace(partial, weights)
+    finally:
+        partial.unlink(missing_ok=True)
+    record = {"recipe_sha256": recipe_digest(recipe), "training": result}
+    write_atomically(run_dir / FINISHED_RESULT, lambda f: json.dump(record, f, indent=2))
+
+
+def forget_finished_training(run_dir: Path) -> None:
+    """Removes what `save_finished_training` kept (once exported: the next run trains anew)."""
+    (run_dir / FINISHED_RESULT).unlink(missing_ok=True)
+    (run_dir / FINISHED_WEIGHTS).unlink(missing_ok=True)
+
+
+def load_finished_training(model: keras.Model, recipe: dict, run_dir: Path, log) -> dict | None:
+    """Loads the weights of a finished training of this recipe into `model`; returns its result.
+
+    `None` when `run_dir` holds none; one of another recipe is discarded.
+    """
+    marker = run_dir / FINISHED_RESULT
+    if not marker.exists():
+        return None
+    record = json.loads(marker.read_text(encoding="utf-8"))
+    if record.get("recipe_sha256") != recipe_digest(recipe):
+        log(f"train: {run_dir / FINISHED_WEIGHTS} is from a different recipe; training afresh")
+        forget_finished_training(run_dir)
+        return None
+    optimizer = getattr(model, "optimizer", None)  # a model not compiled has none
+    if optimizer is not None and not optimizer.built:
+        # The file holds the optimizer's variables too (as BackupAndRestore's does).
+        optimizer.build(model.trainable_variables)
+    model.load_weights(str(run_dir / FINISHED_WEIGHTS))
+    return record["training"]
+
+
+def _resumed_epoch(backup: Path) -> int | None:
+    """The epoch (1-based) a `BackupAndRestore` backup resumes training at, or `None`."""
+    try:
+        metadata = json.loads((backup / "training_metadata.json").read_text())
+        return int(metadata["epoch"]) + 1  # Keras stores the count of epochs done
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def discard_stale_backup(run_dir: Path, recipe: dict, log) -> None:
     """A backup of an interrupted run is resumed only by the same recipe.
 
     `BackupAndRestore` would otherwise restore weights of another model (or
     fail on their shapes) after the user changed the recipe.
     """
-    from zoo.config import dump_recipe
-
-    digest = hashlib.sha256(dump_recipe(recipe).encode("utf-8")).hexdigest()
+    digest = recipe_digest(recipe)
     stamp = run_dir / "backup.recipe-sha256"
     backup = run_dir / "backup"
     if backup.exists() and (not stamp.exists() or stamp.read_text().strip() != digest):
@@ -243,8 +386,22 @@ def fit(
 
     Returns `{"history", "train_seconds", "epochs", "epochs_this_run",
     "tokens_per_second"}`; a run resumed from `run_dir/backup` trains only
-    the epochs that were left.
+    the epochs that were left. A loss that becomes NaN or infinite stops
+    training with the last good epoch's weights (`NonFiniteLossGuard`;
+    `TrainingError` when there is none). The finished training is kept in
+    `run_dir` (`save_finished_training`) until the caller has exported it
+    and calls `forget_finished_training`: a rerun of the same recipe before
+    that loads it and returns its result without training.
     """
+    finished = load_finished_training(model, recipe, run_dir, log)
+    if finished is not None:
+        log(
+            f"train: {run_dir} holds a finished training ({finished['epochs']} epochs); "
+            "exporting it without training again"
+        )
+        # A backup left beside it (killed before fit's end removed it) would be resumed later.
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+        return finished
     train = recipe["train"]
     budget = None
     if train.get("max_minutes"):
@@ -262,11 +419,15 @@ def fit(
         name, score_fn = validation_score
         callbacks = [DecodedValidation(name, score_fn), *callbacks]
         monitor, mode = f"val_{name}", "max"
+    # First, so that every other callback's batch and epoch ends see the good weights back.
+    guard = NonFiniteLossGuard(_nan_hint(train))
     callbacks = [
+        guard,
         *callbacks,
         counter,
         *([budget] if budget else []),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        # Kept when fit ends; removed below once the finished training is saved.
+        GuardedBackup(str(run_dir / "backup"), guard, delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(str(run_dir / "checkpoint.keras")),
         keras.callbacks.TensorBoard(str(run_dir / "logs")),
     ]
@@ -280,6 +441,9 @@ def fit(
                 verbose=1,
             )
         )
+    resumed = _resumed_epoch(run_dir / "backup")
+    if resumed is not None:
+        log(f"train: resuming from epoch {resumed} ({run_dir / 'backup'})")
     started = time.time()
     data = datasets["train"]
     if train["steps_per_epoch"]:
@@ -296,7 +460,13 @@ def fit(
         verbose="auto",
     )
     seconds = time.time() - started
+    epochs = history.epoch[-1] + 1 if history.epoch else 0
     epochs_run = len(history.epoch)  # this call; fewer than asked after a resume
+    records = history.history
+    if guard.stopped_at:
+        # The broken epoch did not end: it is not counted, nor its NaN kept in the history.
+        epochs, epochs_run = guard.stopped_at[0] - 1, epochs_run - 1
+        records = {k: v[:epochs_run] for k, v in records.items()}
     passes = counter.batches / max(int(datasets["train"].cardinality()), 1)
     rate = token_counts["train"] * passes / max(seconds, 1e-9)
     log(
@@ -305,15 +475,30 @@ def fit(
     )
     if budget and budget.stopped:
         log(f"train: the {train['max_minutes']:g}-minute budget ended training")
-    return {
-        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+    if guard.stopped_at:
+        nan_epoch, nan_batch, value = guard.stopped_at
+        early = next((c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)), None)
+        kept = guard.kept_epoch
+        if early is not None and early.best_weights is not None:
+            # It restored its best epoch when fit ended (the broken one repeats the last).
+            kept = min(kept, early.best_epoch + 1)
+        log(
+            f"train: the loss became {value} at epoch {nan_epoch}, batch {nan_batch}; "
+            f"stopped with the weights of epoch {kept} ({guard.hint})"
+        )
+    result = {
+        "history": {k: [float(x) for x in v] for k, v in records.items()},
         "train_seconds": round(seconds, 1),
-        "epochs": history.epoch[-1] + 1 if history.epoch else 0,
+        "epochs": epochs,
         "epochs_this_run": epochs_run,
         "passes_this_run": round(passes, 3),
         "stopped_by_budget": bool(budget and budget.stopped),
+        "stopped_by_nonfinite_loss": bool(guard.stopped_at),
         "tokens_per_second": round(rate, 1),
     }
+    save_finished_training(model, recipe, run_dir, result)
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    return result
 
 
 def decode_corpus(
