@@ -23,7 +23,14 @@ from zoo.atomic_file import current_umask
 from zoo.config import save_recipe
 from zoo.versions import existing_versions, next_version
 
-__all__ = ["atomic_export", "existing_versions", "export_serving", "next_version", "write_json"]
+__all__ = [
+    "atomic_export",
+    "existing_versions",
+    "export_serving",
+    "next_version",
+    "remove_stale_partials",
+    "write_json",
+]
 
 
 def atomic_export(
@@ -36,6 +43,13 @@ def atomic_export(
 ) -> Path:
     """Saves `module` as `base/<version>` with `assets.extra/`, all or nothing.
 
+    The version is claimed when the finished folder is renamed into place:
+    with `version=None`, an export that finds its number taken meanwhile (by
+    another process exporting into the same folder) takes the next free one,
+    so two exports never share a version and neither is lost. A `version`
+    given and taken meanwhile keeps the finished model under a hidden name
+    and says where (`FileExistsError`).
+
     Args:
         module: the `tf.Module` to save (its tf.function attributes survive).
         base: the model's folder (`saved_models/<name>`).
@@ -46,13 +60,14 @@ def atomic_export(
     """
     base = Path(base)
     base.mkdir(parents=True, exist_ok=True)
-    version = next_version(base) if version is None else int(version)
-    final = base / str(version)
-    if final.exists():
+    remove_stale_partials(base)
+    if version is not None and (base / str(version)).exists():
         raise FileExistsError(
-            f"{final} already exists: versions are never overwritten; pick another export.version"
+            f"{base / str(version)} already exists: versions are never overwritten; "
+            "pick another export.version"
         )
-    tmp = Path(tempfile.mkdtemp(prefix=f".partial-{version}-", dir=base))
+    label = "next" if version is None else str(version)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{PARTIAL}{label}-p{os.getpid()}-", dir=base))
     try:
         tf.saved_model.save(module, str(tmp), signatures=signatures)
         extra_dir = tmp / "assets.extra"
@@ -62,11 +77,75 @@ def atomic_export(
         # mkdtemp makes the folder 0700: a model server running as another
         # user must be able to read the version.
         os.chmod(tmp, 0o777 & ~current_umask())
-        os.rename(tmp, final)
+        return _claim(tmp, base, version)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return final
+
+
+PARTIAL = ".partial-"
+"""The prefix of a version being written (`.partial-<version|next>-p<pid>-<random>`)."""
+
+
+def _claim(tmp: Path, base: Path, version: int | None) -> Path:
+    """Renames the finished `tmp` to its version folder (the next free one for `None`)."""
+    while True:
+        number = next_version(base) if version is None else version
+        final = base / str(number)
+        try:
+            # rename() fails on an existing non-empty folder (a version always
+            # holds files), so a version another process took in between is
+            # never replaced.
+            if final.exists():
+                raise FileExistsError(final)
+            os.rename(tmp, final)
+            return final
+        except OSError as error:
+            if not final.exists():
+                raise
+            if version is None:
+                continue
+            kept = base / f".kept-{version}-p{os.getpid()}"
+            os.rename(tmp, kept)
+            raise FileExistsError(
+                f"{final} was written by another process while this model was exported; "
+                f"this model is kept at {kept}: rename it to a free version number"
+            ) from error
+
+
+def remove_stale_partials(base: str | os.PathLike) -> list[Path]:
+    """Removes the `.partial-*` folders of exports whose process has ended; returns them.
+
+    An export killed midway (power cut, `kill -9`) leaves its hidden folder
+    behind; servers ignore it, and the next export into `base` removes it.
+    A folder whose process still runs (another export) is left alone.
+    """
+    base = Path(base)
+    removed = []
+    if not base.is_dir():
+        return removed
+    for path in base.iterdir():
+        if not path.name.startswith(PARTIAL) or not path.is_dir():
+            continue
+        parts = path.name[len(PARTIAL) :].split("-")
+        pid = int(parts[1][1:]) if len(parts) > 2 and parts[1][1:].isdigit() else None
+        if pid is not None and pid != os.getpid() and _process_alive(pid):
+            continue
+        if pid == os.getpid():
+            continue  # this process's own export in progress
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def write_json(obj) -> Callable[[Path], None]:

@@ -38,14 +38,34 @@ class BaseModel:
     tokenizers: dict[str, Any]
 
 
-def load_base(version_dir: str | Path) -> BaseModel:
-    """Loads `assets.extra/model.keras` and the tokenizers of an export's version folder."""
-    import zoo.models  # noqa: F401  (registers the zoo's classes for deserialisation)
+def load_base(version_dir: str | Path, *, trust: bool = False) -> BaseModel:
+    """Loads `assets.extra/model.keras` and the tokenizers of an export's version folder.
 
+    The export is scanned first and refused if its graph touches files,
+    processes or the network, unless `trust` (`zoo.security.check_export`);
+    anything unreadable is a `zoo.security.ExportError` naming the file.
+    """
+    import zoo.models  # noqa: F401  (registers the zoo's classes for deserialisation)
+    from zoo.security import ExportError, check_export
+
+    check_export(version_dir, trust=trust)
     extra = Path(version_dir) / "assets.extra"
-    configs = json.loads((extra / "tokenizers.json").read_text(encoding="utf-8"))
-    tokenizers = {key: tokenizer_from_config(config) for key, config in configs.items()}
-    model = keras.saving.load_model(extra / "model.keras", compile=False)
+    try:
+        configs = json.loads((extra / "tokenizers.json").read_text(encoding="utf-8"))
+        tokenizers = {key: tokenizer_from_config(config) for key, config in configs.items()}
+    except FileNotFoundError:
+        raise ExportError(f"{extra / 'tokenizers.json'} is missing: not a zoo export") from None
+    except (ValueError, KeyError, TypeError) as error:  # JSON, UTF-8, or a config's contents
+        raise ExportError(f"{extra / 'tokenizers.json'} is unreadable: {error}") from None
+    path = extra / "model.keras"
+    if not path.is_file():
+        raise ExportError(f"{path} is missing: not a zoo export")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # noqa: BLE001  (Keras raises many kinds on a damaged file)
+        # Keras' safe mode refuses a Lambda layer (code in the file) with a ValueError.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"{path} cannot be loaded: {reason}") from None
     return BaseModel(Path(version_dir), model, tokenizers)
 
 

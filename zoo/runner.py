@@ -21,12 +21,16 @@ from pathlib import Path
 import keras
 
 from zoo.config import RecipeError, run_folder
+from zoo.export import remove_stale_partials
+from zoo.run_lock import locked_run
 from zoo.tasks import get_task
 from zoo.training import check_export_target, discard_stale_backup, fit
 
 
 def start_run(recipe: dict, log) -> tuple[Path, float]:
-    """Seeds, makes the run folder, and fails early on an existing export version.
+    """Seeds, makes the run folder, fails early on an existing export version.
+
+    Hidden `.partial-*` folders of exports that were killed are removed.
 
     Returns the run folder and the start time (for the total in the log).
     """
@@ -36,6 +40,8 @@ def start_run(recipe: dict, log) -> tuple[Path, float]:
     run_dir.mkdir(parents=True, exist_ok=True)
     check_export_target(recipe)
     discard_stale_backup(run_dir, recipe, log)
+    for path in remove_stale_partials(Path(recipe["export"]["dir"]) / recipe["name"]):
+        log(f"export: removed {path}, left by an export that was killed")
     return run_dir, started
 
 
@@ -66,13 +72,17 @@ def _load_splits(task, recipe: dict, log):
     return splits
 
 
+@locked_run
 def train(recipe: dict, *, log: Callable = print, callbacks: list | tuple = ()) -> dict:
     """Trains, evaluates and exports what `recipe` describes. Returns paths and metrics.
 
     Training resumes from `runs/<name>/backup` when an earlier run of the
-    same recipe was interrupted; `callbacks` are added to `fit`'s. Returns
+    same recipe was interrupted, and is skipped when one finished but was not
+    exported; `callbacks` are added to `fit`'s. Returns
     `{"export_dir", "metrics", "run_dir"}`.
     """
+    from zoo.training import forget_finished_training
+
     task = get_task(recipe["task"])
     run_dir, started = start_run(recipe, log)
     splits = _load_splits(task, recipe, log)
@@ -90,9 +100,11 @@ def train(recipe: dict, *, log: Callable = print, callbacks: list | tuple = ()) 
     metrics = task.evaluate(model, serving, splits.test, recipe, final=True)
     metrics.update(training)
     log(task.format_metrics(metrics))
-    return finish_run(
+    result = finish_run(
         recipe, metrics, lambda: export(task, serving, recipe, metrics), run_dir, started, log
     )
+    forget_finished_training(run_dir)  # exported: the next run trains a new version
+    return result
 
 
 def _fit(task, model, tokenizers, splits, datasets, token_counts, recipe, run_dir, log, callbacks):
@@ -119,7 +131,10 @@ def _timed_evaluation(task, model, serving, examples, recipe, what: str, log) ->
     return metrics
 
 
-def finetune(recipe: dict, *, log: Callable = print, callbacks: list | tuple = ()) -> dict:
+@locked_run
+def finetune(
+    recipe: dict, *, log: Callable = print, callbacks: list | tuple = (), trust: bool = False
+) -> dict:
     """Fine-tunes the export `recipe["init_from"]` names and exports the next version.
 
     Everything that can be refused (parts the model lacks, unreadable data,
@@ -128,13 +143,14 @@ def finetune(recipe: dict, *, log: Callable = print, callbacks: list | tuple = (
     `metrics["finetune"]` holding the validation metrics before and after.
     """
     from zoo import finetune as tuning
+    from zoo.training import forget_finished_training
 
     if recipe["init_from"] is None:
         raise RecipeError("required to fine-tune: the export to start from", key="init_from")
     task = get_task(recipe["task"])
     options = recipe["finetune"]
     # Refused before the run folder is touched (an interrupted run's backup is kept).
-    base = tuning.load_base(recipe["init_from"])
+    base = tuning.load_base(recipe["init_from"], trust=trust)
     tuning.check_parts(task, task.model_parts(base.model), options)
     run_dir, started = start_run(recipe, log)
     log(f"finetune: from {base.path} ({base.model.count_params():,} parameters)")
@@ -178,29 +194,41 @@ def finetune(recipe: dict, *, log: Callable = print, callbacks: list | tuple = (
     }
     log(f"finetune: validation {task.headline(before)} -> {task.headline(after)}")
     log(task.format_metrics(metrics))
-    return finish_run(
+    result = finish_run(
         recipe, metrics, lambda: export(task, serving, recipe, metrics), run_dir, started, log
     )
+    forget_finished_training(run_dir)  # exported: the next run trains a new version
+    return result
 
 
-def run(recipe: dict, *, log: Callable = print, callbacks: list | tuple = ()) -> dict:
-    """`finetune` when the recipe has `init_from`, else `train`."""
+def run(
+    recipe: dict, *, log: Callable = print, callbacks: list | tuple = (), trust: bool = False
+) -> dict:
+    """`finetune` when the recipe has `init_from` (`trust`: its export, see `zoo.load`), else `train`."""
     if recipe["init_from"] is not None:
-        return finetune(recipe, log=log, callbacks=callbacks)
+        return finetune(recipe, log=log, callbacks=callbacks, trust=trust)
     return train(recipe, log=log, callbacks=callbacks)
 
 
-def evaluate_export(recipe: dict, *, split: str = "test", log: Callable = print) -> dict:
+def evaluate_export(
+    recipe: dict, *, split: str = "test", log: Callable = print, trust: bool = False
+) -> dict:
     """Decodes `split` of the recipe's data with the export `recipe["init_from"]`, and scores it.
 
     `split` is `train`, `validation`, `test` (as `zoo run` splits the data)
-    or `all` (every example the data names, unsplit). Returns the task's
-    metrics, with `export`, `data` and `split` added.
+    or `all` (every example the data names, unsplit). The examples are
+    decoded by the export's SavedModel (scanned first: `trust` as for
+    `zoo.load`). Returns the task's metrics, with `export`, `data` and
+    `split` added.
     """
     from zoo.finetune import FinetuneError, load_base
+    from zoo.hub import LoadedModel
 
     task = get_task(recipe["task"])
-    base = load_base(recipe["init_from"])
+    # What is scored is what the SavedModel decodes, as `zoo predict` would:
+    # an export whose graph or variables cannot be loaded is an error here too.
+    loaded = LoadedModel(Path(recipe["init_from"]), trust=trust)
+    base = load_base(recipe["init_from"], trust=True)  # scanned just above
     if split == "all":
         examples, report = task.read_examples(recipe["data"])
     else:
@@ -210,7 +238,9 @@ def evaluate_export(recipe: dict, *, split: str = "test", log: Callable = print)
     log(f"data: {len(examples)} examples ({split})")
     if not examples:
         raise FinetuneError(f"no example to evaluate in the {split} split")
-    serving = task.serving_module(base.model, base.tokenizers, recipe)
+    serving = ExportedServing(
+        task.serving_module(base.model, base.tokenizers, recipe), loaded, task, recipe, log
+    )
     metrics = task.evaluate(base.model, serving, examples, recipe, final=True)
     log(task.format_metrics(metrics))
     data = recipe["data"]
@@ -220,3 +250,56 @@ def evaluate_export(recipe: dict, *, split: str = "test", log: Callable = print)
         "split": split,
         **metrics,
     }
+
+
+class ExportedServing:
+    """A task's serving module whose served methods are answered by the loaded SavedModel.
+
+    `Task.evaluate` decodes through `serving.<method>`: here that is the
+    export's own function, called with the options (`beam_size`...) of the
+    evaluation's recipe; everything else (tokenizers, teacher-forced
+    analyses) comes from the Python module rebuilt from `model.keras`.
+    Decoding settings the SavedModel cannot take as options are fixed in its
+    graph: a recipe that changes them is told so in the log.
+    """
+
+    def __init__(self, module, loaded, task, recipe: dict, log: Callable = print):
+        self._module = module
+        self._served = {}
+        option_keys = set()
+        for signature in task.signatures:
+            function = getattr(loaded.saved_model, signature.name)
+            values = [_recipe_value(recipe, o.recipe_key) for o in signature.options]
+            option_keys |= {o.recipe_key for o in signature.options}
+            self._served[signature.method] = _with_options(function, signature.options, values)
+        fixed = [
+            f"decode.{key}"
+            for key, value in recipe.get("decode", {}).items()
+            if f"decode.{key}" not in option_keys
+            and loaded.recipe.get("decode", {}).get(key, value) != value
+        ]
+        if fixed:
+            log(
+                f"evaluate: {', '.join(fixed)} cannot change an exported graph; the export "
+                "decodes with its own (only the signatures' options can be changed)"
+            )
+
+    def __getattr__(self, name: str):
+        served = self.__dict__.get("_served", {})
+        if name in served:
+            return served[name]
+        return getattr(self.__dict__["_module"], name)
+
+
+def _recipe_value(recipe: dict, dotted: str):
+    value = recipe
+    for key in dotted.split("."):
+        value = value[key]
+    return value
+
+
+def _with_options(function, options, values):
+    import tensorflow as tf
+
+    constants = [tf.constant(v, tf.as_dtype(o.dtype)) for o, v in zip(options, values, strict=True)]
+    return lambda *inputs: function(*inputs, *constants)

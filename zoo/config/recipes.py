@@ -393,6 +393,10 @@ def read_base_recipe(init_from: str, *, source: str = "<recipe>") -> dict:
         )
     try:
         recipe = _load_yaml((extra / "recipe.yaml").read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise RecipeError(
+            f"{extra / 'recipe.yaml'} is not UTF-8 text", key="init_from", source=source
+        ) from None
     except yaml.YAMLError as error:
         raise RecipeError(
             f"{extra / 'recipe.yaml'}: {_yaml_error_text(error)}", key="init_from", source=source
@@ -515,7 +519,15 @@ def load_recipe(path: str | os.PathLike, overrides: Sequence[str] = ()) -> dict:
         where = os.path.abspath(source)
         missing = "folder, not a recipe file" if os.path.isdir(source) else "not found"
         raise RecipeError(f"recipe file {missing} (resolved to {where})", source=source)
-    text = Path(source).read_text(encoding="utf-8")
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = Path(source).read_bytes()[: error.start].count(b"\n") + 1
+        raise RecipeError(
+            f"not a YAML recipe: byte {error.object[error.start]:#04x} on line {line} is not "
+            "UTF-8 text",
+            source=source,
+        ) from None
     try:
         data = _load_yaml(text)
     except yaml.YAMLError as error:

@@ -230,7 +230,13 @@ def decode_image_batch(data: tf.Tensor | Sequence[bytes], size: int) -> tf.Tenso
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
-        return dataset.ignore_errors().batch(tf.maximum(count, 1)).get_single_element()
+        # When every image fails, the batch is empty rather than missing (a
+        # lone bad file must reach the named error below, not "Dataset was empty").
+        empty = tf.data.Dataset.from_tensors(
+            (tf.zeros([0], tf.int64), tf.zeros([0, size, size, 3], tf.float32))
+        )
+        batches = dataset.ignore_errors().batch(tf.maximum(count, 1)).concatenate(empty)
+        return batches.take(1).get_single_element()
 
     def nothing() -> tuple[tf.Tensor, tf.Tensor]:
         return tf.zeros([0], tf.int64), tf.zeros([0, size, size, 3], tf.float32)

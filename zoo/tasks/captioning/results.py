@@ -106,7 +106,12 @@ def name_bad_image(message: str, names: list[str]) -> str:
     match = re.search(r"image (\d+) of the batch(.*)", message, flags=re.DOTALL)
     if not match or int(match.group(1)) >= len(names):
         return message
+    from zoo.tasks.truncation import input_positions
+
     index = int(match.group(1))
     # tf.debugging.Assert prints its data as a list: drop the closing bracket.
     detail = match.group(2).split("\n")[0].strip().removesuffix("]").strip()
+    positions = input_positions.get()
+    if positions is not None and len(positions) == len(names):  # zoo.load's batches
+        return f"image {names[index]} (input {positions[index] + 1}) {detail}"
     return f"image {names[index]} (input {index + 1} of {len(names)}) {detail}"

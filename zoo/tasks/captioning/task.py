@@ -15,6 +15,7 @@ an object peak on that object?).
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import json
 import time
@@ -345,6 +346,10 @@ class CaptioningTask(Task):
 
     def format_metrics(self, metrics):
         return format_metrics(metrics)
+
+    def single_input(self, signature, inputs):
+        # A path, bytes, an array or a PIL image; a list, tuple or iterator holds several.
+        return not isinstance(inputs, (list, tuple, collections.abc.Iterator))
 
     def prepare_inputs(self, signature, inputs):
         from zoo.tasks.captioning.results import encoded_image
