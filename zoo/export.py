@@ -118,7 +118,9 @@ def remove_stale_partials(base: str | os.PathLike) -> list[Path]:
 
     An export killed midway (power cut, `kill -9`) leaves its hidden folder
     behind; servers ignore it, and the next export into `base` removes it.
-    A folder whose process still runs (another export) is left alone.
+    A folder whose process still runs (another export) is left alone. The
+    process is looked up on this machine: on a folder shared between machines
+    (NFS), another machine's running export would look stale.
     """
     base = Path(base)
     removed = []
