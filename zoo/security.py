@@ -268,17 +268,11 @@ def scan_export(path: str | os.PathLike) -> ExportScan:
                 continue
             seen_nodes.add(name)
             stack += [i.split(":")[0].lstrip("^") for i in nodes[name].input]
-        functions: set[str] = set()
         calls = [f for n in seen_nodes for f in _called_functions(nodes[n], library)]
-        while calls:
-            name = calls.pop()
-            if name in functions or name not in library:
-                continue
-            functions.add(name)
-            calls += [f for n in library[name].node_def for f in _called_functions(n, library)]
-        return seen_nodes, functions
+        return seen_nodes, calls_from(calls)
 
     def calls_from(function_names) -> set[str]:
+        """The functions `function_names` name, and all those they call, transitively."""
         out, calls = set(), list(function_names)
         while calls:
             name = calls.pop()

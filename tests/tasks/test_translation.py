@@ -225,7 +225,10 @@ def test_interrupted_training_resumes_where_it_stopped(tmp_path):
     assert not (tmp_path / "saved_models" / "tiny").exists() or not any(
         (tmp_path / "saved_models" / "tiny").iterdir()
     )
-    metrics = runner.train(recipe, log=lambda _: None)["metrics"]
+    logs = []
+    metrics = runner.train(recipe, log=logs.append)["metrics"]
+    backup = tmp_path / "runs" / "tiny" / "backup"
+    assert f"train: resuming from epoch 2 ({backup})" in logs  # the log says so
     assert metrics["epochs_this_run"] == 2, (
         "epoch 0 was done before the interruption: only 1 and 2 remain"
     )
