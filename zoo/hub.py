@@ -39,6 +39,12 @@ class LoadedModel:
         self.recipe, self.metrics = read_extras(path)
         self.task = self.recipe["task"]
         self._task = get_task_of(path, self.task)
+        missing = [s.name for s in self._task.signatures if s.name not in self.scan.signatures]
+        if missing:
+            raise ExportError(
+                f"{path} is a {self.task} model without the signature {', '.join(missing)}: "
+                f"its graph serves {', '.join(self.scan.signatures) or 'nothing'}"
+            )
         try:
             self.saved_model = tf.saved_model.load(str(path))
         except Exception as error:  # noqa: BLE001  (whatever TensorFlow raises on a damaged export)
@@ -126,7 +132,8 @@ class LoadedModel:
 
         order = sorted(range(len(items)), key=lambda i: _input_length(items[i]))
         results: list = [None] * len(items)
-        for chosen in _batches(order, [_input_length(item) for item in items], batch_size):
+        lengths = _check_lengths(items, first)
+        for chosen in _batches(order, lengths, batch_size):
             batch = [items[i] for i in chosen]
             if isinstance(batch[0], dict):  # several inputs: a dict of lists
                 batch = {key: [item[key] for item in batch] for key in batch[0]}
@@ -150,6 +157,8 @@ class LoadedModel:
             # One input, or inputs the task's `prepare_inputs` refuses with its own message.
             from zoo.tasks.truncation import input_positions
 
+            if not malformed:
+                _check_lengths([inputs], 0)
             token = input_positions.set([0])
             try:
                 return self._call(signature, inputs, args, options)
@@ -199,9 +208,25 @@ class LoadedModel:
 WINDOW_BATCHES = 16
 """Batches read ahead and sorted by length in `LoadedModel.stream`."""
 
+MAX_INPUT_CHARACTERS = 1_000_000
+"""The longest input text decoded (about 200,000 words): a longer one is refused, not decoded
+into memory the size of its encoder states."""
+
 BATCH_CHARACTERS = 64 * 512
 """At most this many characters in a batch once padded: a very long input is decoded with
 fewer others (alone if need be), so one huge line cannot make its batch's padding huge."""
+
+
+def _check_lengths(items: list, first: int) -> list[int]:
+    """The inputs' lengths (`_input_length`); a `ValueError` for one over `MAX_INPUT_CHARACTERS`."""
+    lengths = [_input_length(item) for item in items]
+    for i, length in enumerate(lengths):
+        if length > MAX_INPUT_CHARACTERS:
+            raise ValueError(
+                f"input {first + i + 1} is {length:,} characters long, more than the "
+                f"{MAX_INPUT_CHARACTERS:,} zoo.load decodes at once; split it"
+            )
+    return lengths
 
 
 def _batches(order: list[int], lengths: list[int], batch_size: int):

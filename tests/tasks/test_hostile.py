@@ -471,3 +471,55 @@ def test_a_lone_truncated_image_is_named(trained_captioning, tmp_path, capsys, m
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "cut.png" in lines[0] and "could not be decoded" in lines[0]
     assert "Dataset was empty" not in proc.stderr
+
+
+def test_inputs_too_big_to_decode_are_refused_before_decoding(trained, tmp_path):
+    import struct
+    import zlib
+
+    import zoo
+    from zoo.security import ExportError
+    from zoo.tasks.captioning.results import encoded_image
+
+    _, result, _ = trained
+    model = zoo.load(result["export_dir"])
+    huge = "word " * 250_000
+    with pytest.raises(ValueError, match="input 1 is 1,250,000 characters long"):
+        model.translate(huge)
+    with pytest.raises(ValueError, match="input 3 is 1,250,000 characters long"):
+        model.translate(["a cat .", "a dog .", huge])
+
+    def png_header(width, height) -> bytes:  # a PNG that claims a size (a small file, a huge image)
+        def chunk(kind, data):
+            crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+        size = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+        return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", size) + chunk(b"IDAT", zlib.compress(b""))
+
+    (tmp_path / "bomb.png").write_bytes(png_header(20_000, 20_000))  # past PIL's own limit
+    with pytest.raises(ValueError, match=r"bomb\.png has more than the 50,000,000 pixels"):
+        encoded_image(tmp_path / "bomb.png")
+    (tmp_path / "big.png").write_bytes(png_header(10_000, 6_000))  # under PIL's, over ours
+    with pytest.raises(ValueError, match=r"big\.png has .*pixels .* \(10,000 x 6,000\)"):
+        encoded_image(tmp_path / "big.png")
+
+    def rename_the_signature(graph):
+        graph.signature_def["other"].CopyFrom(graph.signature_def["translate"])
+        del graph.signature_def["translate"]
+
+    folder = _edited_export(result, tmp_path, "renamed", rename_the_signature)
+    with pytest.raises(ExportError, match="without the signature translate"):
+        zoo.load(folder)
+
+
+def test_a_caption_cut_at_max_length_warns(trained_captioning, tmp_path):
+    import zoo
+    from zoo.data.synthetic_scenes import generate_scenes
+
+    _, result, _ = trained_captioning
+    (tmp_path / "scene.png").write_bytes(generate_scenes(1, seed=3, image_size=48)[0].image)
+    model = zoo.load(result["export_dir"])
+    with pytest.warns(zoo.TruncationWarning, match=r"image 1 \('.*scene\.png'\): the caption hit"):
+        cut = model.caption(tmp_path / "scene.png", beam_size=1, max_length=1)
+    assert cut.truncated and len(cut.tokens) == 1

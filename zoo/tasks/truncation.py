@@ -32,25 +32,27 @@ warning names the input as the caller numbers them.
 """
 
 
-def warn_truncated(noun: str, index: int, text: str, why: str) -> None:
+def warn_truncated(noun: str, index: int, text: str, why: str, *, words: bool = True) -> None:
     """Warns (`TruncationWarning`) that the output of batch item `index` does not cover its input.
 
     The message names the item ("sentence 3", 1-based among the caller's
     inputs when `input_positions` is set, else "sentence 2 of the batch",
     0-based), its number of words and first words, then `why`:
     ``sentence 3 (2,800 words, 'The cat sat on the mat ...'): ...``.
+    With `words=False`, `text` is a name (an image's file), quoted as it is.
     The warning points at the first caller outside `zoo` (`model.parse(...)`).
     """
-    words = text.split()
-    preview = " ".join(words[:PREVIEW_WORDS]) + (" ..." if len(words) > PREVIEW_WORDS else "")
-    count = "1 word" if len(words) == 1 else f"{len(words):,} words"
+    split = text.split()
+    preview = " ".join(split[:PREVIEW_WORDS]) + (" ..." if len(split) > PREVIEW_WORDS else "")
+    count = "1 word" if len(split) == 1 else f"{len(split):,} words"
+    described = f"{count}, {preview!r}" if words else repr(text)
     positions = input_positions.get()
     if positions is not None and index < len(positions):
         where = f"{noun} {positions[index] + 1}"
     else:
         where = f"{noun} {index} of the batch"
     warnings.warn(
-        f"{where} ({count}, {preview!r}): {why}",
+        f"{where} ({described}): {why}",
         TruncationWarning,
         stacklevel=_caller_outside_zoo(),
     )

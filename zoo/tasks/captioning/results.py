@@ -32,12 +32,16 @@ class CaptionResult(Result):
     attention: np.ndarray
     score: float
     image_data: bytes = dataclasses.field(repr=False, default=b"")
+    truncated: bool = False
 
     @classmethod
     def from_outputs(cls, named: list[tuple[str, bytes]], out: dict) -> list[CaptionResult]:
+        from zoo.tasks.truncation import warn_truncated
+
         results = []
         for i, (name, data) in enumerate(named):
             tokens = strings(out["tokens"][i])
+            truncated = "truncated" in out and bool(out["truncated"][i])  # older exports: no flag
             results.append(
                 cls(
                     image=name,
@@ -46,8 +50,18 @@ class CaptionResult(Result):
                     attention=out["attention"][i][: len(tokens)],
                     score=float(out["score"][i]),
                     image_data=data,
+                    truncated=truncated,
                 )
             )
+            if truncated:
+                warn_truncated(
+                    "image",
+                    i,
+                    name,
+                    f"the caption hit max_length ({len(tokens)} words: decode.max_length, or the "
+                    "max_length option) before its end; it is cut there",
+                    words=False,
+                )
         return results
 
     @property
@@ -71,15 +85,41 @@ class CaptionResult(Result):
         return plot_caption_attention(self.pixels(), self.tokens, self.attention, path, **kwargs)
 
 
+MAX_PIXELS = 50_000_000
+"""The largest image (width x height) `zoo.load` decodes: more is refused before decoding
+(a small file can hold a huge image, and the graph decodes it whole)."""
+
+
+def check_pixels(name: str, data: bytes) -> bytes:
+    """`data`, or a `ValueError` naming `name` when its header says it is over `MAX_PIXELS`."""
+    import warnings
+
+    from PIL import Image
+
+    too_big = f"image {name} has more than the {MAX_PIXELS:,} pixels zoo decodes at once"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's own decompression-bomb warning
+            with Image.open(io.BytesIO(data)) as image:  # reads the header only
+                width, height = image.size
+    except Image.DecompressionBombError as error:  # past PIL's own, higher limit
+        raise ValueError(f"{too_big} ({error}); resize it first") from None
+    except Exception:  # noqa: BLE001  (not an image PIL knows: the graph names the problem)
+        return data
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"{too_big} ({width:,} x {height:,}); resize it first")
+    return data
+
+
 def encoded_image(item) -> tuple[str, bytes]:
     """(name, encoded bytes) of a path, bytes, an `(H, W[, C])` uint8 array or a PIL image."""
     if isinstance(item, (str, os.PathLike)):
         path = Path(item)
         if not path.is_file():
             raise FileNotFoundError(f"no such image file: {path}")
-        return str(path), path.read_bytes()
+        return str(path), check_pixels(str(path), path.read_bytes())
     if isinstance(item, (bytes, bytearray)):
-        return "<bytes>", bytes(item)
+        return "<bytes>", check_pixels("<bytes>", bytes(item))
     from PIL import Image
 
     if isinstance(item, Image.Image):

@@ -100,13 +100,16 @@ class CaptionGenerator(SearchDecoder):
         Returns `caption` string `(batch,)`, `tokens` string `(batch, T)` (""
         padded, no end token), `attention` float32 `(batch, T, grid, grid)`
         (row t: where the model looked for word t), `score` (log-probability,
-        length-normalised for beam search) and `length` int32 `(batch,)`.
+        length-normalised for beam search), `length` int32 `(batch,)` and
+        `truncated` bool `(batch,)` (the caption hit `max_length` before its end).
         """
         beam_size, max_length = self.decode_options(beam_size, max_length)
         image = tf.reshape(tf.convert_to_tensor(image, tf.string), [-1])
         images = decode_image_batch(image, self.image_size)
         result = self.decode_ids(images, beam_size, max_length)
         lengths = tf.cast(result["lengths"], tf.int32)
+        # A caption that ended has its end token inside the buffer; one that never ended filled it.
+        truncated = lengths >= tf.shape(result["tokens"])[1]
         width = tf.reduce_max(tf.concat([lengths, [0]], 0))
         tokens = tf.RaggedTensor.from_tensor(
             tf.cast(result["tokens"][:, :width], tf.int32), lengths=lengths
@@ -121,6 +124,7 @@ class CaptionGenerator(SearchDecoder):
             "attention": attention * step_is_word,
             "score": tf.cast(result["scores"], tf.float32),
             "length": lengths,
+            "truncated": truncated,
         }
 
 
