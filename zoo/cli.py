@@ -205,8 +205,11 @@ def _count_lines(path: str) -> int | None:
 
     if path == "-" or not stat.S_ISREG(os.stat(path).st_mode):
         return None
+    count, last = 0, b"\n"
     with open(path, "rb") as file:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: file.read(1 << 20), b""))
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            count, last = count + chunk.count(b"\n"), chunk[-1:]
+    return count + (last != b"\n")  # a last line without its newline counts too
 
 
 class _Progress:

@@ -130,9 +130,9 @@ class LoadedModel:
         """
         from zoo.tasks.truncation import input_positions
 
-        order = sorted(range(len(items)), key=lambda i: _input_length(items[i]))
-        results: list = [None] * len(items)
         lengths = _check_lengths(items, first)
+        order = sorted(range(len(items)), key=lengths.__getitem__)
+        results: list = [None] * len(items)
         for chosen in _batches(order, lengths, batch_size):
             batch = [items[i] for i in chosen]
             if isinstance(batch[0], dict):  # several inputs: a dict of lists
