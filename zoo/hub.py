@@ -83,11 +83,7 @@ class LoadedModel:
         values = {}
         for option in signature.options:
             value = given.get(option.name)
-            if value is None:
-                value = self.recipe
-                for key in option.recipe_key.split("."):
-                    value = value[key]
-            values[option.name] = value
+            values[option.name] = option.default(self.recipe) if value is None else value
         low = [o for o in signature.options if o.minimum is not None and values[o.name] < o.minimum]
         if low:
             names = " and ".join(o.name for o in signature.options)

@@ -269,7 +269,7 @@ class ExportedServing:
         option_keys = set()
         for signature in task.signatures:
             function = getattr(loaded.saved_model, signature.name)
-            values = [_recipe_value(recipe, o.recipe_key) for o in signature.options]
+            values = [o.default(recipe) for o in signature.options]
             option_keys |= {o.recipe_key for o in signature.options}
             self._served[signature.method] = _with_options(function, signature.options, values)
         fixed = [
@@ -289,13 +289,6 @@ class ExportedServing:
         if name in served:
             return served[name]
         return getattr(self.__dict__["_module"], name)
-
-
-def _recipe_value(recipe: dict, dotted: str):
-    value = recipe
-    for key in dotted.split("."):
-        value = value[key]
-    return value
 
 
 def _with_options(function, options, values):

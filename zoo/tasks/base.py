@@ -44,6 +44,13 @@ class Option:
     dtype: str = "int32"
     minimum: int | float | None = 1
 
+    def default(self, recipe: dict):
+        """The option's value in `recipe` (the dotted `recipe_key` looked up)."""
+        value = recipe
+        for key in self.recipe_key.split("."):
+            value = value[key]
+        return value
+
 
 @dataclasses.dataclass(frozen=True)
 class Input:
