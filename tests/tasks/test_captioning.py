@@ -427,3 +427,60 @@ def test_cli_evaluate_on_coco_reports_the_attention_on_its_boxes(trained, tmp_pa
     # The tiny synthetic model knows shape words only: none names a COCO category.
     assert metrics["object_pointing_words"] == 0
     assert "object_pointing_centre_baseline" in metrics
+
+
+def test_reference_pointing_scores_each_reference_on_its_own_image():
+    """Every reference caption, read with teacher forcing against its own image's memory."""
+    import tensorflow as tf
+
+    from zoo.data.coco_instances import ImageObjects
+    from zoo.data.images import decode_image_batch
+    from zoo.data.synthetic_scenes import generate_scenes
+    from zoo.metrics.object_pointing import ObjectPointing, object_pointing
+    from zoo.tasks import captioning
+    from zoo.tasks.captioning.task import build_model, reference_attention, score_reference_pointing
+
+    dog = ImageObjects(48.0, 48.0, (("dog", (0.0, 0.0, 20.0, 20.0)),))
+    people = ImageObjects(48.0, 48.0, (("person", (24.0, 0.0, 48.0, 48.0)),))
+    scenes = generate_scenes(3, seed=4, image_size=48)
+    examples = [
+        captioning.CaptionExample(
+            scenes[0].image, ("a dog runs", "the dog", "dog and man"), "0", objects=dog
+        ),
+        captioning.CaptionExample(scenes[1].image, ("a cat",), "1"),  # no boxes: left out
+        captioning.CaptionExample(
+            scenes[2].image, ("a man and a dog", "two people"), "2", objects=people
+        ),
+    ]
+    recipe = resolve_recipe(
+        {"task": "captioning", "data": {"image_size": 48}, "model": {"encoder": {"grid_size": 2}}}
+    )
+    tokenizer = captioning.build_tokenizer(examples, {**recipe["tokenizer"], "min_count": 1})
+    model = build_model(recipe["model"], tokenizer.vocab_size, 48)
+    metrics = score_reference_pointing(model, tokenizer, examples, 48)
+    read = reference_attention(model, tokenizer, examples, 48)
+    assert [owner for owner, _, _ in read] == [0, 0, 0, 1, 2, 2]
+    # The same attention and counts, one caption at a time through the teacher-forced pass.
+    expected = ObjectPointing()
+    captions = [(i, c) for i, e in enumerate(examples) for c in e.captions]
+    for (owner, caption), (_, ids, attention) in zip(captions, read, strict=True):
+        image = decode_image_batch([examples[owner].image_bytes()], 48)
+        caption_in = tf.constant([[2, *ids]])
+        _, alone = model.forward_with_attention({"image": image, "caption_in": caption_in})
+        np.testing.assert_allclose(
+            attention, np.asarray(alone)[0, : len(ids)], rtol=1e-5, atol=1e-7
+        )
+        objects = examples[owner].objects
+        if objects is not None:
+            expected.add(
+                object_pointing(
+                    caption.split(),
+                    attention.reshape(-1, 2, 2),
+                    objects.boxes,
+                    (objects.width, objects.height),
+                )
+            )
+    assert expected.total == 5  # image 0: dog x 3 (man: no box); image 2: man, people (dog: no box)
+    assert metrics["reference_pointing_words"] == expected.total
+    assert metrics["reference_pointing_accuracy"] == pytest.approx(expected.accuracy)
+    assert metrics["reference_pointing_centre_baseline"] == pytest.approx(expected.centre_accuracy)
