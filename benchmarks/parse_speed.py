@@ -11,12 +11,16 @@ decoding step is the time per batch over the steps its longest output took.
 
 With `--without-xla` the same weights are also rebuilt in this process
 with `decode.xla: false` and timed in the same run, side by side. With
+`--plain-step` they are rebuilt twice with XLA: with the decoder's plain
+step, and with its input projections computed once per sentence (what this
+zoo exports; an export made before it was written has the plain step). With
 `--sorted` the sentences are sorted by length before they are batched, as a
 server that batches requests of similar length would see them: a batch's
 search runs until its longest output ends.
 
     python benchmarks/parse_speed.py saved_models/parsing_ptb
     python benchmarks/parse_speed.py saved_models/parsing_ptb --without-xla --sentences 128
+    python benchmarks/parse_speed.py saved_models/parsing_ptb --plain-step
 """
 
 from __future__ import annotations
@@ -67,8 +71,12 @@ def time_parser(parse, sentences: list[str], batch_size: int, beam: int, max_len
     }
 
 
-def rebuilt_without_xla(version: Path):
-    """The export's weights in a fresh `parse_text` with `decode.xla: false` (needs zoo)."""
+def rebuilt(version: Path, *, xla: bool, precompute: bool):
+    """The export's weights in a fresh `parse_text` built by this zoo (needs zoo).
+
+    `xla`: `decode.xla`; `precompute`: the decoder's input projections computed
+    once per sentence (`AttentionDecoder.decoding_step`), or its plain step.
+    """
     import tensorflow as tf
 
     from zoo.config import load_recipe
@@ -77,9 +85,19 @@ def rebuilt_without_xla(version: Path):
 
     base = load_base(version)
     recipe = load_recipe(str(version / "assets.extra/recipe.yaml"))
-    recipe["decode"]["xla"] = False
+    recipe["decode"]["xla"] = xla
     parser = Parser(base.model, base.tokenizers["source"], base.tokenizers["target"], recipe)
-    function = tf.function(parser.parse_text, autograph=False, reduce_retracing=True)
+    parser.precompute = precompute and parser.precompute
+    # Traced for any batch, as the export's signature is.
+    function = tf.function(
+        parser.parse_text,
+        autograph=False,
+        input_signature=[
+            tf.TensorSpec([None], tf.string),
+            tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([], tf.int32),
+        ],
+    )
     return lambda sentence, beam_size, max_length: function(sentence, beam_size, max_length)
 
 
@@ -94,6 +112,12 @@ def main(argv=None) -> None:
     parser.add_argument("--batch-sizes", default="1,64")
     parser.add_argument(
         "--without-xla", action="store_true", help="also time the same weights without XLA"
+    )
+    parser.add_argument(
+        "--plain-step",
+        action="store_true",
+        help="also time the same weights rebuilt with the decoder's plain step and with its "
+        "precomputed projections (this zoo's), both with XLA",
     )
     parser.add_argument("--sorted", action="store_true", help="batch sentences of similar length")
     args = parser.parse_args(argv)
@@ -124,8 +148,11 @@ def main(argv=None) -> None:
         f"decode.xla {bool(decode.get('xla', False))}"
     )
     parsers = {"export": tf.saved_model.load(str(model.path)).signatures["parse_options"]}
+    if args.plain_step:
+        parsers["plain step"] = rebuilt(Path(model.path), xla=True, precompute=False)
+        parsers["projected"] = rebuilt(Path(model.path), xla=True, precompute=True)
     if args.without_xla:
-        parsers["without XLA"] = rebuilt_without_xla(Path(model.path))
+        parsers["without XLA"] = rebuilt(Path(model.path), xla=False, precompute=False)
 
     rows = []
     for name, parse in parsers.items():
@@ -149,9 +176,10 @@ def main(argv=None) -> None:
             f"{figures['sentences_per_second']:.1f} | {figures['us_per_step']:.0f} |"
         )
     speeds = {(n, b, s): f["sentences_per_second"] for n, b, s, f in rows}
-    if len(beams) == 2 and ("export", 1, 64) in speeds:
-        ratio = speeds[("export", 1, 64)] / speeds[("export", beams[1], 64)]
-        print(f"\nexport, batch 64: beam {beams[1]} is {ratio:.2f}x slower than greedy")
+    for name in parsers:
+        if len(beams) == 2 and (name, 1, 64) in speeds:
+            ratio = speeds[(name, 1, 64)] / speeds[(name, beams[1], 64)]
+            print(f"{name}, batch 64: beam {beams[1]} is {ratio:.2f}x slower than greedy")
     print("reference: Vinyals et al. 2015, over 100 sentences/s (CPU, unoptimised)")
 
 

@@ -247,3 +247,92 @@ def test_pointer_token_must_be_a_plain_token_of_the_vocabulary():
         AttentionDecoder(24, pointer_token=24)
     with pytest.raises(ValueError, match=r"\[PAD\].*pointer_token=0"):
         AttentionDecoder(24, pointer_token=0)  # padding would move it
+
+
+@pytest.mark.parametrize(
+    "cell,layers,pointer,output,target_vocab",
+    [
+        ("lstm", 1, True, "layernorm", 24),  # the treebank parser's wiring
+        ("lstm", 2, False, "tanh", 24),
+        ("gru", 1, True, "tanh", 24),
+        ("gru", 2, True, "layernorm", 1500),  # embeddings projected at each step
+    ],
+)
+def test_decoding_step_with_precomputed_projections_matches_step(
+    cell, layers, pointer, output, target_vocab
+):
+    """The tables of `decoding_step` change where the arithmetic happens, not the result."""
+    decoder = {"cell": cell, "units": 12, "style": "bahdanau", "layers": layers, "output": output}
+    if pointer:
+        decoder.update(pointer_token=POINTER, pointer_reversed=True)
+    model = Seq2Seq(
+        20,
+        target_vocab,
+        embedding_dim=8,
+        encoder={"cell": cell, "units": 6, "layers": 1},
+        decoder=decoder,
+        attention={"kind": "additive", "units": 5},
+    )
+    model.build()
+    rng = np.random.default_rng(7)
+    for weight in model.decoder.weights:  # biases away from zero, so that folding them matters
+        weight.assign(weight + rng.normal(0, 0.3, weight.shape).astype("float32"))
+    source, target_in = _batch(rng, target_len=6)
+    target_in[:, 1:5:2] = POINTER
+    memory = model.encode(source)
+    fast_step, fast_memory = model.decoding_step(memory)
+    assert fast_step != model.decoder.step
+    assert fast_memory["context_table"].shape == (3, 7, (4 if cell == "lstm" else 3) * 12 + 12)
+    assert ("pointer_table" in fast_memory) == pointer
+    state = fast_state = model.initial_state(memory)
+    for t in range(target_in.shape[1]):
+        logits, state, attention = model.step(target_in[:, t], state, memory)
+        fast_logits, fast_state, fast_attention = fast_step(
+            target_in[:, t], fast_state, fast_memory
+        )
+        np.testing.assert_allclose(fast_logits, logits, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(fast_attention, attention, rtol=1e-5, atol=1e-6)
+        for fast, plain in zip(
+            keras.tree.flatten(fast_state), keras.tree.flatten(state), strict=True
+        ):
+            np.testing.assert_allclose(fast, plain, rtol=1e-4, atol=1e-5)
+
+
+def test_luong_decoding_keeps_the_plain_step():
+    model = _model("gru", "luong", "additive")
+    memory = model.encode(_batch(np.random.default_rng(0))[0])
+    step, same = model.decoding_step(memory)
+    assert step == model.decoder.step and same is memory
+
+
+def test_a_search_with_the_projected_step_writes_what_the_plain_step_writes():
+    import tensorflow as tf
+
+    from zoo.samplers import search
+
+    decoder = {"cell": "lstm", "units": 12, "style": "bahdanau", "pointer_token": POINTER}
+    model = Seq2Seq(
+        20,
+        24,
+        embedding_dim=8,
+        encoder={"cell": "lstm", "units": 6},
+        decoder={**decoder, "pointer_reversed": True},
+        attention={"kind": "additive", "units": 5},
+    )
+    model.build()
+
+    def decode(precompute):
+        # One row, a source width known only when it runs (as the parser pads sources).
+        @tf.function(autograph=False, input_signature=[tf.TensorSpec((1, None), tf.int32)])
+        def run(source):
+            memory = model.encode(source)
+            state = model.initial_state(memory)
+            step, memory = model.decoding_step(memory) if precompute else (model.step, memory)
+            return search(
+                step, state, memory, beam_size=1, batch_size=1, start_id=2, end_id=3, max_length=9
+            )
+
+        return run(tf.constant([[11, 12, 3]]))
+
+    fast, plain = decode(True), decode(False)
+    np.testing.assert_array_equal(fast["tokens"], plain["tokens"])

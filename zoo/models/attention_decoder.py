@@ -15,6 +15,8 @@ from zoo.layers import attention_from_config
 STYLES = ("luong", "bahdanau")
 RESERVED_IDS = 4  # [PAD], [UNK], [START], [END]: never a pointer token (padding would move it)
 OUTPUTS = ("tanh", "layernorm")
+SMALL_VOCABULARY = 1024
+"""`decoding_step` tabulates the projected embeddings of vocabularies up to this size."""
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -209,20 +211,24 @@ class AttentionDecoder(keras.layers.Layer):
             return (tuple(cell_states), feed, ops.zeros((batch,), dtype="int32"))
         return (tuple(cell_states), feed)
 
-    def _pointed(self, read, memory):
-        """The encoder vectors `(batch_size, T, D)` of the words after `read` `(batch_size, T)` pointer tokens.
+    def _pointer_position(self, read, mask):
+        """The source position of the word after `read` pointer tokens (same shape as `read`).
 
         Positions `0..n-1` hold the `n` words (reversed or not), position `n`
         the `[END]` token, where the pointer rests once every word is read.
         """
-        mask = memory["mask"]
         n_words = ops.sum(ops.cast(mask, "int32"), axis=1, keepdims=True) - 1
         if self.pointer_reversed:
             position = ops.where(ops.greater_equal(read, n_words), n_words, n_words - 1 - read)
         else:
             position = ops.minimum(read, n_words)
+        return ops.maximum(position, 0)
+
+    def _pointed(self, read, memory):
+        """The encoder vectors `(batch_size, T, D)` of the words after `read` `(batch_size, T)` pointer tokens."""
         values = memory["values"]
-        one_hot = ops.one_hot(ops.maximum(position, 0), ops.shape(values)[1], dtype=values.dtype)
+        position = self._pointer_position(read, memory["mask"])
+        one_hot = ops.one_hot(position, ops.shape(values)[1], dtype=values.dtype)
         return ops.matmul(one_hot, values)
 
     def _is_pointer_token(self, tokens):
@@ -287,6 +293,110 @@ class AttentionDecoder(keras.layers.Layer):
         logits = ops.cast(self.logits_dense(output), "float32")
         return logits, state, attention
 
+    # --- decoding with the input projections computed once per source -------------
+    @property
+    def precomputes_projections(self) -> bool:
+        """Whether `decoding_step` has a faster step than `step` for this wiring."""
+        return self.style == "bahdanau" and self.has_attention
+
+    def decoding_step(self, memory: dict):
+        """A step for decoding `memory` that reads its input projections from tables: `(step_fn, memory)`.
+
+        In the Bahdanau wiring, all the first LSTM cell and the output layer
+        read besides the state is linear in three vectors: the embedding of
+        the previous token, the context `c_t = sum_i a_ti v_i` and the pointed
+        encoder vector. Their products with the weights are computed once
+        instead of at every step: `E W` for the whole (target) vocabulary
+        (biases folded in), and `v_i W` for every source position, so that a
+        step gathers a row, weights the context's rows by the attention
+        (`sum_i a_ti (v_i W)`, which is `c_t W`), and multiplies only the
+        recurrent state. With the parser's decoder that is about a third of
+        the arithmetic of `step` per step while the source is shorter than
+        the cell's gates (4 x units for an LSTM, 3 x units for a GRU); the
+        logits are the same up to float rounding. The vocabulary's table is
+        made when it is small (`SMALL_VOCABULARY`, a parser's labels); a
+        large one's embeddings are projected at each step instead.
+
+        Returns `step_fn` with `step`'s contract, `(tokens, state, memory) ->
+        (logits, state, attention)`, and the memory to search with: `memory`
+        and its `context_table` (and `pointer_table`), `(batch_size, S, gates
+        + units)`. The Luong wiring gets `(self.step, memory)`.
+        """
+        if not self.precomputes_projections:
+            return self.step, memory
+        dtype = self.compute_dtype
+        e, u = self.embedding_dim, self.units
+        values = memory["values"]
+        d = values.shape[-1]
+        cell = self.cells[0]
+        cell_kernel = ops.cast(cell.kernel, dtype)  # rows: embedding, context, pointed
+        out_kernel = ops.cast(
+            self.output_dense.kernel, dtype
+        )  # rows: h, context, embedding, pointed
+
+        def both(cell_rows, out_rows):
+            return ops.concatenate(
+                [cell_kernel[cell_rows[0] : cell_rows[1]], out_kernel[out_rows[0] : out_rows[1]]], 1
+            )
+
+        biases = ops.concatenate(
+            [_input_bias(cell, dtype), _input_bias(self.output_dense, dtype)], 0
+        )
+        embedding_kernel = both((0, e), (u + d, u + d + e))
+        if self.vocab_size <= SMALL_VOCABULARY:
+            table = (
+                ops.matmul(ops.cast(self.embedding.embeddings, dtype), embedding_kernel) + biases
+            )
+
+            def project_tokens(tokens):
+                return ops.take(table, ops.cast(tokens, "int32"), axis=0)
+
+        else:
+
+            def project_tokens(tokens):
+                return ops.matmul(self.embedding(tokens), embedding_kernel) + biases
+
+        tables = {"context_table": ops.matmul(values, both((e, e + d), (u, u + d)))}
+        if self.has_pointer:
+            tables["pointer_table"] = ops.matmul(
+                values, both((e + d, 2 * d + e), (u + d + e, u + 2 * d + e))
+            )
+
+        def step(tokens, state, memory):
+            return self._projected_step(project_tokens(tokens), tokens, state, memory)
+
+        return step, {**memory, **tables}
+
+    def _projected_step(self, x, tokens, state, memory):
+        cell_states, _ = state[:2]
+        cell = self.cells[0]
+        gates = cell.kernel.shape[-1]
+        context, attention = self.attention_layer.attend(
+            cell_states[-1][0], memory["keys"], memory["context_table"], mask=memory["mask"]
+        )
+        x = x + context
+        if self.has_pointer:
+            read = state[2] + self._is_pointer_token(tokens)
+            position = self._pointer_position(read[:, None], memory["mask"])[:, 0]
+            table = memory["pointer_table"]  # (batch_size, S, D): row b * S + position
+            width = ops.shape(table)[1]
+            rows = ops.arange(ops.shape(table)[0], dtype="int32") * width + position
+            x = x + ops.take(ops.reshape(table, (-1, table.shape[-1])), rows, axis=0)
+        h, states = _cell_from_projection(cell, x[:, :gates], cell_states[0])
+        new_states = [states]
+        for cell, states in zip(self.cells[1:], cell_states[1:], strict=True):
+            h, states = cell(h, list(states), training=False)
+            new_states.append(tuple(states))
+        kernel = ops.cast(self.output_dense.kernel[: self.units], h.dtype)
+        output = self.output_dense.activation(ops.matmul(h, kernel) + x[:, gates:])
+        if self.output_norm is not None:
+            output = self.output_norm(output)
+        new_state = (tuple(new_states), output)
+        if self.has_pointer:
+            new_state = (*new_state, read)
+        logits = ops.cast(self.logits_dense(output), "float32")
+        return logits, new_state, ops.cast(attention, self.compute_dtype)
+
     def call(self, target_in, memory: dict, training=None):
         """Teacher forcing over `target_in` `(batch_size, T)`.
 
@@ -342,3 +452,39 @@ class AttentionDecoder(keras.layers.Layer):
             }
         )
         return config
+
+
+def _input_bias(layer, dtype):
+    """The bias a cell (or a Dense layer) adds to its input's projection; zeros without one."""
+    width = layer.kernel.shape[-1]
+    if not layer.use_bias:
+        return ops.zeros((width,), dtype)
+    bias = layer.bias
+    if isinstance(layer, keras.layers.GRUCell):  # reset_after: (2, 3 x units), input's first
+        bias = bias[0]
+    return ops.cast(bias, dtype)
+
+
+def _cell_from_projection(cell, projected, states):
+    """One step of a Keras LSTM or GRU cell from its input's projection (`x W + b`): `(h, states)`.
+
+    The rest of `LSTMCell.call` / `GRUCell.call` without dropout (decoding).
+    """
+    h = states[0]
+    recurrent = ops.matmul(h, ops.cast(cell.recurrent_kernel, h.dtype))
+    if isinstance(cell, keras.layers.LSTMCell):
+        z_i, z_f, z_c, z_o = ops.split(projected + recurrent, 4, axis=1)
+        c = cell.recurrent_activation(z_f) * states[1]
+        c = c + cell.recurrent_activation(z_i) * cell.activation(z_c)
+        h = cell.recurrent_activation(z_o) * cell.activation(c)
+        return h, (h, c)
+    # A GRU cell as `AttentionDecoder` makes it: Keras' default `reset_after=True`.
+    units = cell.units
+    if cell.use_bias:
+        recurrent = recurrent + ops.cast(cell.bias[1], h.dtype)
+    x_z, x_r, x_h = ops.split(projected, 3, axis=1)
+    z = cell.recurrent_activation(x_z + recurrent[:, :units])
+    r = cell.recurrent_activation(x_r + recurrent[:, units : 2 * units])
+    candidate = cell.activation(x_h + r * recurrent[:, 2 * units :])
+    h = z * h + (1 - z) * candidate
+    return h, (h,)

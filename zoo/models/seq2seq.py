@@ -104,6 +104,10 @@ class Seq2Seq(keras.Model):
         """One decoding step: the samplers' `step_fn`."""
         return self.decoder.step(tokens, state, memory)
 
+    def decoding_step(self, memory):
+        """`(step_fn, memory)` to search with: `step`, or a faster equivalent (see the decoder's)."""
+        return self.decoder.decoding_step(memory)
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -23,9 +23,12 @@ DECODE_OPTIONS = (
 class SearchDecoder(tf.Module):
     """A `tf.Module` that decodes `model` with greedy or beam search, as `recipe["decode"]` says."""
 
-    def __init__(self, model, recipe: dict, name: str):
+    def __init__(self, model, recipe: dict, name: str, *, precompute: bool = True):
         super().__init__(name=name)
         self.model = model
+        # A model may offer a faster step for a known memory (`decoding_step`:
+        # the decoder's input projections computed once per source).
+        self.precompute = precompute and hasattr(model, "decoding_step")
         decode = recipe["decode"]
         self.beam_size = int(decode["beam_size"])
         self.length_penalty = float(decode["length_penalty"])
@@ -51,7 +54,11 @@ class SearchDecoder(tf.Module):
             hooks.setdefault("coverage_penalty", self.coverage_penalty)
             mask = memory.get("mask") if isinstance(memory, dict) else None
             hooks.setdefault("coverage_mask", mask)
-        step = self.model.step if self.allow_unknown else self._step_without_unknown
+        step = self.model.step
+        if self.precompute:
+            step, memory = self.model.decoding_step(memory)
+        if not self.allow_unknown:
+            step = _without_unknown(step)
         return search(
             step,
             state,
@@ -65,8 +72,13 @@ class SearchDecoder(tf.Module):
             **hooks,
         )
 
-    def _step_without_unknown(self, tokens, state, memory):
-        """`model.step` with the [UNK] token never chosen (`decode.allow_unknown: false`)."""
-        logits, state, extras = self.model.step(tokens, state, memory)
+
+def _without_unknown(step):
+    """`step` with the [UNK] token never chosen (`decode.allow_unknown: false`)."""
+
+    def step_without_unknown(tokens, state, memory):
+        logits, state, extras = step(tokens, state, memory)
         unknown = tf.one_hot(UNK_ID, tf.shape(logits)[-1], on_value=-1e9, dtype=logits.dtype)
         return logits + unknown, state, extras
+
+    return step_without_unknown
