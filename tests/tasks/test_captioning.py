@@ -484,3 +484,38 @@ def test_reference_pointing_scores_each_reference_on_its_own_image():
     assert metrics["reference_pointing_words"] == expected.total
     assert metrics["reference_pointing_accuracy"] == pytest.approx(expected.accuracy)
     assert metrics["reference_pointing_centre_baseline"] == pytest.approx(expected.centre_accuracy)
+
+
+def test_the_attention_scorer_trains_at_its_own_rate():
+    from zoo.models.learning_rate_multipliers import LearningRateMultipliers
+    from zoo.tasks.captioning.task import build_model, compile_model
+
+    recipe = resolve_recipe(
+        {
+            "task": "captioning",
+            "data": {"image_size": 48},
+            "model": {"encoder": {"grid_size": 2}},
+            "train": {"attention_learning_rate_multiplier": 10},
+        }
+    )
+    model = build_model(recipe["model"], 20, 48)
+    compile_model(model, recipe["train"], 10)
+    optimizer = model.optimizer
+    assert isinstance(optimizer, LearningRateMultipliers)
+    scorer = {v.path for v in model.decoder.attention_layer.trainable_weights}
+    assert len(scorer) == 4  # keys (kernel, bias), query, v
+    assert optimizer.multipliers == {path: 10.0 for path in scorer}
+    # One Adam step: the scorer moves ten times as far as it would at the common rate.
+    images = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 3)).astype("float32")
+    caption_in = np.array([[2, 5, 6], [2, 7, 0]], "int32")
+    caption_out = np.array([[5, 6, 3], [7, 3, 0]], "int32")
+    v, other = model.decoder.attention_layer.v, model.decoder.init_h.kernel
+    before = [np.asarray(v).copy(), np.asarray(other).copy()]
+    model.train_on_batch({"image": images, "caption_in": caption_in}, caption_out)
+    # Adam's first step is about the rate for every weight with a gradient.
+    v_step = np.median(np.abs(np.asarray(v) - before[0]))
+    other_step = np.median(np.abs(np.asarray(other) - before[1]))
+    assert v_step == pytest.approx(1e-2, rel=0.05)
+    assert other_step == pytest.approx(1e-3, rel=0.05)
+    with pytest.raises(RecipeError, match="attention_learning_rate_multiplier"):
+        resolve_recipe({"task": "captioning", "train": {"attention_learning_rate_multiplier": -1}})

@@ -225,6 +225,12 @@ CAPTIONING_SCHEMA = Section(
                     doc="with a frozen encoder, compute each image's features once and train "
                     "on them",
                 ),
+                "attention_learning_rate_multiplier": Field(
+                    float,
+                    1.0,
+                    check=non_negative(),
+                    doc="the attention scorer's learning-rate factor (its keys, query and v)",
+                ),
             },
             validate=validate_no_jit,
         ),
