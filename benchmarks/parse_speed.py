@@ -11,16 +11,16 @@ decoding step is the time per batch over the steps its longest output took.
 
 With `--without-xla` the same weights are also rebuilt in this process
 with `decode.xla: false` and timed in the same run, side by side. With
-`--plain-step` they are rebuilt twice with XLA: with the decoder's plain
-step, and with its input projections computed once per sentence (what this
-zoo exports; an export made before it was written has the plain step). With
+`--precompute` they are rebuilt twice with XLA: with `decode.precompute`
+false (the decoder's plain step) and true (its input projections computed
+once per sentence). With
 `--sorted` the sentences are sorted by length before they are batched, as a
 server that batches requests of similar length would see them: a batch's
 search runs until its longest output ends.
 
     python benchmarks/parse_speed.py saved_models/parsing_ptb
     python benchmarks/parse_speed.py saved_models/parsing_ptb --without-xla --sentences 128
-    python benchmarks/parse_speed.py saved_models/parsing_ptb --plain-step
+    python benchmarks/parse_speed.py saved_models/parsing_ptb --precompute
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ def time_parser(parse, sentences: list[str], batch_size: int, beam: int, max_len
 def rebuilt(version: Path, *, xla: bool, precompute: bool):
     """The export's weights in a fresh `parse_text` built by this zoo (needs zoo).
 
-    `xla`: `decode.xla`; `precompute`: the decoder's input projections computed
-    once per sentence (`AttentionDecoder.decoding_step`), or its plain step.
+    `xla`: `decode.xla`; `precompute`: `decode.precompute`, the decoder's input
+    projections computed once per sentence (`AttentionDecoder.decoding_step`).
     """
     import tensorflow as tf
 
@@ -85,9 +85,8 @@ def rebuilt(version: Path, *, xla: bool, precompute: bool):
 
     base = load_base(version)
     recipe = load_recipe(str(version / "assets.extra/recipe.yaml"))
-    recipe["decode"]["xla"] = xla
+    recipe["decode"].update(xla=xla, precompute=precompute)
     parser = Parser(base.model, base.tokenizers["source"], base.tokenizers["target"], recipe)
-    parser.precompute = precompute and parser.precompute
     # Traced for any batch, as the export's signature is.
     function = tf.function(
         parser.parse_text,
@@ -114,10 +113,10 @@ def main(argv=None) -> None:
         "--without-xla", action="store_true", help="also time the same weights without XLA"
     )
     parser.add_argument(
-        "--plain-step",
+        "--precompute",
         action="store_true",
-        help="also time the same weights rebuilt with the decoder's plain step and with its "
-        "precomputed projections (this zoo's), both with XLA",
+        help="also time the same weights rebuilt with decode.precompute false and true, "
+        "both with XLA",
     )
     parser.add_argument("--sorted", action="store_true", help="batch sentences of similar length")
     args = parser.parse_args(argv)
@@ -148,7 +147,7 @@ def main(argv=None) -> None:
         f"decode.xla {bool(decode.get('xla', False))}"
     )
     parsers = {"export": tf.saved_model.load(str(model.path)).signatures["parse_options"]}
-    if args.plain_step:
+    if args.precompute:
         parsers["plain step"] = rebuilt(Path(model.path), xla=True, precompute=False)
         parsers["projected"] = rebuilt(Path(model.path), xla=True, precompute=True)
     if args.without_xla:

@@ -66,6 +66,7 @@ def test_defaults_filled():
         "coverage_penalty": 0.0,
         "no_repeat_ngram": 0,
         "max_length": 80,
+        "precompute": False,
     }
     # Tokenizer defaults follow the data: WordPiece (lower-cased) on the synthetic grammar...
     assert recipe["tokenizer"]["kind"] == "wordpiece" and recipe["tokenizer"]["lowercase"]

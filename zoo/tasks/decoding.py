@@ -23,13 +23,13 @@ DECODE_OPTIONS = (
 class SearchDecoder(tf.Module):
     """A `tf.Module` that decodes `model` with greedy or beam search, as `recipe["decode"]` says."""
 
-    def __init__(self, model, recipe: dict, name: str, *, precompute: bool = True):
+    def __init__(self, model, recipe: dict, name: str):
         super().__init__(name=name)
         self.model = model
-        # A model may offer a faster step for a known memory (`decoding_step`:
-        # the decoder's input projections computed once per source).
-        self.precompute = precompute and hasattr(model, "decoding_step")
         decode = recipe["decode"]
+        # `decode.precompute`: a model may offer a step for a known memory that reads
+        # tables computed once per source (`decoding_step`).
+        self.precompute = bool(decode.get("precompute", False)) and hasattr(model, "decoding_step")
         self.beam_size = int(decode["beam_size"])
         self.length_penalty = float(decode["length_penalty"])
         self.coverage_penalty = float(decode.get("coverage_penalty", 0.0))

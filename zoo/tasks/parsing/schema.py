@@ -13,7 +13,12 @@ from zoo.config import (
     non_negative,
 )
 from zoo.config.schema import _join
-from zoo.tasks.seq2seq.schema import SEQ2SEQ_PARTS, seq2seq_model_section, seq2seq_train_section
+from zoo.tasks.seq2seq.schema import (
+    SEQ2SEQ_PARTS,
+    precompute_field,
+    seq2seq_model_section,
+    seq2seq_train_section,
+)
 
 
 def _validate_parsing_data(data: dict, path: str) -> None:
@@ -114,6 +119,7 @@ PARSING_SCHEMA = Section(
                 "once per batch size, 16-word width, beam size and max_length; TensorFlow "
                 "Serving needs --xla_cpu_compilation_enabled)",
             ),
+            "precompute": precompute_field(),
         },
         "evaluate": {
             "max_examples": Field(int, None, check=COUNT),

@@ -82,6 +82,17 @@ def seq2seq_model_section(*, reverse_source: bool = False, **decoder_extras: Fie
     )
 
 
+def precompute_field() -> Field:
+    """`decode.precompute`: a Bahdanau decoder's input projections computed once per source."""
+    return Field(
+        bool,
+        False,
+        doc="Bahdanau decoders: compute the input projections of the embeddings, the context "
+        "and the pointer once per source (AttentionDecoder.decoding_step): about 1.2-1.4x "
+        "faster decoding steps in batches of 64, none for single sentences",
+    )
+
+
 def seq2seq_train_section() -> Section:
     """The `train` section of the sequence-to-sequence tasks (translation, parsing)."""
     fields = training_fields()

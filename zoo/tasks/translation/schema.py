@@ -15,7 +15,12 @@ from zoo.config import (
     non_negative,
 )
 from zoo.config.schema import _join
-from zoo.tasks.seq2seq.schema import SEQ2SEQ_PARTS, seq2seq_model_section, seq2seq_train_section
+from zoo.tasks.seq2seq.schema import (
+    SEQ2SEQ_PARTS,
+    precompute_field,
+    seq2seq_model_section,
+    seq2seq_train_section,
+)
 
 
 def _validate_translation_data(data: dict, path: str) -> None:
@@ -116,6 +121,7 @@ TRANSLATION_SCHEMA = Section(
                 int, 0, check=non_negative(), doc="forbid repeating an n-gram of this size; 0 = off"
             ),
             "max_length": Field(int, 80, check=at_least(1)),
+            "precompute": precompute_field(),
         },
         "evaluate": {
             "length_buckets": Field(list[int], [10, 20, 30, 40, 50], check=increasing()),
