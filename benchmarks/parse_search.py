@@ -34,18 +34,17 @@ def main(argv=None) -> None:
     import numpy as np
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (the tokenizer ops)
+    from parse_speed import held_out_sentences  # this folder's, beside it
 
-    from zoo.config import load_recipe, resolve_recipe
+    from zoo.config import load_recipe
     from zoo.finetune import load_base
-    from zoo.tasks.parsing import load_splits
     from zoo.tasks.parsing.task import Parser
     from zoo.tasks.seq2seq.serving import XLA_WIDTH_STEP
 
     version = Path(args.version)
     base = load_base(version)
     recipe = load_recipe(str(version / "assets.extra/recipe.yaml"))
-    sentences = [e.sentence for e in load_splits(resolve_recipe(recipe)["data"]).test]
-    sentences = sentences[: args.batch_size]
+    sentences = held_out_sentences(recipe)[: args.batch_size]
     print(f"{version}: one batch of {len(sentences)} test sentences, {os.cpu_count()} CPU cores")
     print("| decoding | constraint | steps | plain step µs/step | projected µs/step | ratio |")
     print("|---|---|---|---|---|---|")

@@ -302,8 +302,8 @@ class AttentionDecoder(keras.layers.Layer):
     def decoding_step(self, memory: dict):
         """A step for decoding `memory` that reads its input projections from tables: `(step_fn, memory)`.
 
-        In the Bahdanau wiring, all the first LSTM cell and the output layer
-        read besides the state is linear in three vectors: the embedding of
+        In the Bahdanau wiring, all the first cell and the output layer read
+        besides the state is linear in three vectors: the embedding of
         the previous token, the context `c_t = sum_i a_ti v_i` and the pointed
         encoder vector. Their products with the weights are computed once
         instead of at every step: `E W` for the whole (target) vocabulary
@@ -320,7 +320,7 @@ class AttentionDecoder(keras.layers.Layer):
         Returns `step_fn` with `step`'s contract, `(tokens, state, memory) ->
         (logits, state, attention)`, and the memory to search with: `memory`
         and its `context_table` (and `pointer_table`), `(batch_size, S, gates
-        + units)`. The Luong wiring gets `(self.step, memory)`.
+        + units)`. Other wirings (Luong, no attention) get `(self.step, memory)`.
         """
         if not self.precomputes_projections:
             return self.step, memory
@@ -329,10 +329,10 @@ class AttentionDecoder(keras.layers.Layer):
         values = memory["values"]
         d = values.shape[-1]
         cell = self.cells[0]
-        cell_kernel = ops.cast(cell.kernel, dtype)  # rows: embedding, context, pointed
-        out_kernel = ops.cast(
-            self.output_dense.kernel, dtype
-        )  # rows: h, context, embedding, pointed
+        # The kernels' rows follow `step_embedded`'s inputs (and `build`'s sizes): the
+        # first cell reads [embedding; context; pointed], the output [h; context; embedding; pointed].
+        cell_kernel = ops.cast(cell.kernel, dtype)
+        out_kernel = ops.cast(self.output_dense.kernel, dtype)
 
         def both(cell_rows, out_rows):
             return ops.concatenate(

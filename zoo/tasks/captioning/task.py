@@ -15,6 +15,7 @@ an object peak on that object?).
 
 from __future__ import annotations
 
+import bisect
 import collections.abc
 import dataclasses
 import json
@@ -157,13 +158,17 @@ def reference_attention(
     ids, and the attention `(words, L)`, row `t` being where the model looked
     to write word `t`. Each image is encoded once.
     """
-    owners, ids = caption_ids(tokenizer, examples)
+    owners, ids = caption_ids(tokenizer, examples)  # captions in image order
     out = []
     for start in range(0, len(examples), IMAGE_BATCH):
         chunk = range(start, min(start + IMAGE_BATCH, len(examples)))
         images = decode_image_batch([examples[i].image_bytes() for i in chunk], image_size)
         memory = model.encode(images, training=False)
-        rows = [(owner, row) for owner, row in zip(owners, ids, strict=True) if owner in chunk]
+        first, last = (
+            bisect.bisect_left(owners, chunk.start),
+            bisect.bisect_left(owners, chunk.stop),
+        )
+        rows = list(zip(owners[first:last], ids[first:last], strict=True))
         caption_in, _ = _teacher_forcing([row for _, row in rows])
         index = tf.constant([owner - start for owner, _ in rows])
         memory = {key: tf.gather(value, index) for key, value in memory.items()}
