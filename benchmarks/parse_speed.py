@@ -7,13 +7,17 @@ sentences the recipe held out (or `--file`, one sentence a line) once to
 warm up (with `decode.xla`, that pass compiles one program per batch size
 and 16-word width: its time is printed apart), then times them one at a
 time and in batches of 64, greedy and with the recipe's beam. The time per
-decoding step is the time per batch over the steps its longest output took.
+decoding step is the time per batch over the steps its longest output took
+(with `decode.max_batch_size`, over the steps its groups took).
 
 With `--without-xla` the same weights are also rebuilt in this process
 with `decode.xla: false` and timed in the same run, side by side. With
 `--precompute` they are rebuilt twice with XLA: with `decode.precompute`
 false (the decoder's plain step) and true (its input projections computed
-once per sentence). With
+once per sentence). With `--max-batch-size 4,8,16` they are rebuilt with
+XLA and each of those `decode.max_batch_size` (a batch searched sorted by
+length, that many sentences at a time), with the export's own
+`decode.precompute`; with `--precompute` too, both ways each. With
 `--sorted` the sentences are sorted by length before they are batched, as a
 server that batches requests of similar length would see them: a batch's
 search runs until its longest output ends.
@@ -21,6 +25,7 @@ search runs until its longest output ends.
     python benchmarks/parse_speed.py saved_models/parsing_ptb
     python benchmarks/parse_speed.py saved_models/parsing_ptb --without-xla --sentences 128
     python benchmarks/parse_speed.py saved_models/parsing_ptb --precompute
+    python benchmarks/parse_speed.py saved_models/parsing_ptb --max-batch-size 8 --batch-sizes 64
 """
 
 from __future__ import annotations
@@ -40,8 +45,27 @@ def held_out_sentences(recipe: dict) -> list[str]:
     return [e.sentence for e in load_splits(resolve_recipe(recipe)["data"]).test]
 
 
-def time_parser(parse, sentences: list[str], batch_size: int, beam: int, max_length: int) -> dict:
-    """Warm-up pass, then a timed pass: sentences/s, ms per batch, µs per decoding step."""
+def search_steps(lengths, words: list[int], group: int) -> int:
+    """The decoding steps a batch's search runs: until its longest output ends, or each group's.
+
+    `group`: `decode.max_batch_size` (0: none); groups are cut as
+    `Seq2SeqServing._search_sorted` cuts them, by word count, shortest first.
+    """
+    lengths = [int(n) for n in lengths]
+    if not group or len(lengths) <= group:
+        return max(lengths) + 1
+    order = sorted(range(len(lengths)), key=lambda i: words[i])
+    rows = [order[0]] * (-len(order) % group) + order
+    return sum(max(lengths[i] for i in rows[k : k + group]) + 1 for k in range(0, len(rows), group))
+
+
+def time_parser(
+    parse, sentences: list[str], batch_size: int, beam: int, max_length: int, group: int = 0
+) -> dict:
+    """Warm-up pass, then a timed pass: sentences/s, ms per batch, µs per decoding step.
+
+    `group`: the parser's `decode.max_batch_size`, to count the steps its groups run.
+    """
     import tensorflow as tf
 
     batches = [sentences[i : i + batch_size] for i in range(0, len(sentences), batch_size)]
@@ -61,7 +85,7 @@ def time_parser(parse, sentences: list[str], batch_size: int, beam: int, max_len
     steps = 0
     started = time.perf_counter()
     for batch in batches:
-        steps += int(run(batch).max()) + 1  # the loop runs until the longest output ends
+        steps += search_steps(run(batch), [len(s.split()) for s in batch], group)
     seconds = time.perf_counter() - started
     return {
         "sentences_per_second": len(sentences) / seconds,
@@ -71,11 +95,13 @@ def time_parser(parse, sentences: list[str], batch_size: int, beam: int, max_len
     }
 
 
-def rebuilt(version: Path, *, xla: bool, precompute: bool):
+def rebuilt(version: Path, *, xla: bool, precompute: bool, max_batch_size: int = 0):
     """The export's weights in a fresh `parse_text` built by this zoo (needs zoo).
 
     `xla`: `decode.xla`; `precompute`: `decode.precompute`, the decoder's input
-    projections computed once per sentence (`AttentionDecoder.decoding_step`).
+    projections computed once per sentence (`AttentionDecoder.decoding_step`);
+    `max_batch_size`: `decode.max_batch_size`, larger batches searched sorted
+    by length in groups of that many sentences.
     """
     import tensorflow as tf
 
@@ -85,7 +111,7 @@ def rebuilt(version: Path, *, xla: bool, precompute: bool):
 
     base = load_base(version)
     recipe = load_recipe(str(version / "assets.extra/recipe.yaml"))
-    recipe["decode"].update(xla=xla, precompute=precompute)
+    recipe["decode"].update(xla=xla, precompute=precompute, max_batch_size=max_batch_size)
     parser = Parser(base.model, base.tokenizers["source"], base.tokenizers["target"], recipe)
     # Traced for any batch, as the export's signature is.
     function = tf.function(
@@ -117,6 +143,11 @@ def main(argv=None) -> None:
         action="store_true",
         help="also time the same weights rebuilt with decode.precompute false and true, "
         "both with XLA",
+    )
+    parser.add_argument(
+        "--max-batch-size",
+        default="",
+        help="comma-separated decode.max_batch_size values to rebuild the weights with (XLA)",
     )
     parser.add_argument("--sorted", action="store_true", help="batch sentences of similar length")
     args = parser.parse_args(argv)
@@ -150,6 +181,16 @@ def main(argv=None) -> None:
     if args.precompute:
         parsers["plain step"] = rebuilt(Path(model.path), xla=True, precompute=False)
         parsers["projected"] = rebuilt(Path(model.path), xla=True, precompute=True)
+    export_group = int(decode.get("max_batch_size", 0))
+    groups = {"plain step": 0, "projected": 0, "without XLA": 0}
+    for size in [int(n) for n in args.max_batch_size.split(",") if n]:
+        ways = (False, True) if args.precompute else (bool(decode.get("precompute", False)),)
+        for precompute in ways:
+            name = f"groups of {size}" + (", projected" if precompute and args.precompute else "")
+            parsers[name] = rebuilt(
+                Path(model.path), xla=True, precompute=precompute, max_batch_size=size
+            )
+            groups[name] = size
     if args.without_xla:
         parsers["without XLA"] = rebuilt(Path(model.path), xla=False, precompute=False)
 
@@ -157,7 +198,8 @@ def main(argv=None) -> None:
     for name, parse in parsers.items():
         for beam in beams:
             for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
-                figures = time_parser(parse, sentences, batch_size, beam, max_length)
+                group = groups.get(name, export_group)
+                figures = time_parser(parse, sentences, batch_size, beam, max_length, group)
                 rows.append((name, beam, batch_size, figures))
                 print(
                     f"{name:12s} {'greedy' if beam == 1 else f'beam {beam}':7s} "

@@ -97,7 +97,7 @@ def test_word_pointer_with_f1_early_stopping_trains_exports_and_parses(tmp_path)
             "name": "tinypointer",
             "model": {**TINY["model"], "decoder": {"units": 16, "pointer": True}},
             "train": {"batch_size": 32, "epochs": 3, "patience": 2},
-            "decode": {"beam_size": 2, "xla": True},
+            "decode": {"beam_size": 2, "xla": True, "max_batch_size": 2},
             "evaluate": {"unconstrained": False},
         },
         [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
@@ -119,16 +119,17 @@ def test_word_pointer_with_f1_early_stopping_trains_exports_and_parses(tmp_path)
         assert is_well_formed([t.decode() for t in row if t], n)
     assert np.isfinite(out["score"].numpy()).all() and out["tree"].numpy()[2] == b""
     assert result["metrics"]["well_formed"] == 100.0
-    # The compiled search parses as the plain graph does (greedy and beam), and a
-    # sentence wider than one compiled width (16) is still one tree over its words.
+    # The compiled search, in sorted groups of 2 sentences, parses as the plain graph
+    # does on the whole batch (greedy and beam), and a sentence wider than one
+    # compiled width (16) is still one tree over its words.
     from zoo.finetune import load_base
     from zoo.tasks.parsing.task import Parser
 
     base = load_base(result["export_dir"])
-    plain_recipe = {**recipe, "decode": {**recipe["decode"], "xla": False}}
+    plain_recipe = {**recipe, "decode": {**recipe["decode"], "xla": False, "max_batch_size": 0}}
     plain = Parser(base.model, base.tokenizers["source"], base.tokenizers["target"], plain_recipe)
     long = " ".join(["the old dog saw a red cat near the house ."] * 3)
-    batch = tf.constant(["the dog saw a cat .", long])
+    batch = tf.constant(["the dog saw a cat .", long, "birds sing ."])
     for beam in (1, 2):
         options = {"beam_size": tf.constant(beam), "max_length": tf.constant(500)}
         compiled = loaded.signatures["parse_options"](sentence=batch, **options)
@@ -136,6 +137,59 @@ def test_word_pointer_with_f1_early_stopping_trains_exports_and_parses(tmp_path)
         assert compiled["tree"].numpy().tolist() == expected["tree"].numpy().tolist()
         np.testing.assert_allclose(compiled["score"], expected["score"], rtol=1e-4, atol=1e-4)
         assert is_well_formed([t.decode() for t in compiled["tokens"].numpy()[1] if t], 33)
+
+
+def test_sorted_groups_parse_as_the_whole_batch(trained):
+    """`decode.max_batch_size`: the same trees, scores and attention as one search of the batch."""
+    import numpy as np
+    import tensorflow as tf
+
+    from zoo.finetune import load_base
+    from zoo.tasks.parsing.task import Parser
+
+    recipe, result, _ = trained
+    base = load_base(result["export_dir"])
+    long = " ".join(["the old dog saw a red cat near the house ."] * 3)  # 33 words: 3 XLA widths
+    batch = tf.constant(
+        ["birds sing .", long, "", "the dog saw a cat .", "a cat .", long[:40], "dogs bark ."]
+    )
+
+    def parser(xla, size):
+        decode = {**recipe["decode"], "xla": xla, "max_batch_size": size}
+        return Parser(
+            base.model,
+            base.tokenizers["source"],
+            base.tokenizers["target"],
+            {**recipe, "decode": decode},
+        )
+
+    for xla in (False, True):
+        whole, grouped = (
+            parser(xla, 0),
+            parser(xla, 3),
+        )  # 7 sentences: groups of 3, 3 and 1 + 2 copies
+        for beam, max_length in ((1, 500), (2, 500), (1, 20)):
+            options = {"beam_size": tf.constant(beam), "max_length": tf.constant(max_length)}
+            expected = whole.parse_text(batch, **options)
+            got = grouped.parse_text(batch, **options)
+            for key in ("tree", "tokens", "length", "parsed_words", "truncated"):
+                assert got[key].numpy().tolist() == expected[key].numpy().tolist(), (xla, beam, key)
+            for key in ("score", "attention"):
+                np.testing.assert_allclose(got[key], expected[key], rtol=1e-4, atol=1e-5)
+            if max_length == 20:  # the long sentences' trees hit the bound
+                assert got["truncated"].numpy().any() or (got["parsed_words"].numpy() < 33).any()
+        # A batch no larger than a group is searched at once.
+        small = grouped.parse_text(batch[:3], beam_size=tf.constant(1), max_length=tf.constant(500))
+        assert (
+            small["tree"].numpy().tolist()
+            == whole.parse_text(batch[:3], beam_size=tf.constant(1), max_length=tf.constant(500))[
+                "tree"
+            ]
+            .numpy()
+            .tolist()
+        )
+    with pytest.raises(RecipeError, match="decode.max_batch_size"):
+        resolve_recipe({**TINY, "decode": {"max_batch_size": -1}})
 
 
 def test_tree_string_puts_each_word_in_place_of_its_placeholder():

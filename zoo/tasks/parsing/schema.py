@@ -120,6 +120,14 @@ PARSING_SCHEMA = Section(
                 "Serving needs --xla_cpu_compilation_enabled)",
             ),
             "precompute": precompute_field(),
+            "max_batch_size": Field(
+                int,
+                0,
+                check=non_negative(),
+                doc="search a larger batch sorted by length, this many sentences at a time "
+                "(each group runs until its own longest tree ends, not the batch's); "
+                "0 = the whole batch at once",
+            ),
         },
         "evaluate": {
             "max_examples": Field(int, None, check=COUNT),

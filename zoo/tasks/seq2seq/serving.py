@@ -35,6 +35,9 @@ class Seq2SeqServing(SearchDecoder):
         # dispatch instead of one per op). Compiled once per batch size,
         # padded source width, beam size and maximum length.
         self.xla = bool(recipe["decode"].get("xla", False))
+        # `decode.max_batch_size`: larger batches are sorted by length and searched
+        # in groups of this many sentences (`_search_sorted`); 0: all at once.
+        self.max_batch_size = int(recipe["decode"].get("max_batch_size", 0))
         if self.xla:
             self._search_xla = tf.function(
                 self._fixed_search, jit_compile=True, autograph=False, reduce_retracing=True
@@ -73,15 +76,87 @@ class Seq2SeqServing(SearchDecoder):
         return None
 
     def search_ids(self, source, word_count, beam_size, max_length) -> dict:
-        """The sampler's result for padded source ids; through XLA with `decode.xla`."""
-        if not self.xla:
-            max_length, hooks = self.decoding_limits(word_count, max_length)
-            return self.decode_ids(source, beam_size, max_length, **hooks)
-        width = tf.shape(source)[1]
-        padded = (width + XLA_WIDTH_STEP - 1) // XLA_WIDTH_STEP * XLA_WIDTH_STEP
-        source = tf.pad(source, [[0, 0], [0, padded - width]])
+        """The sampler's result for padded source ids; through XLA with `decode.xla`.
+
+        With `decode.max_batch_size`, a larger batch is sorted by length and
+        searched that many sentences at a time (`_search_sorted`).
+        """
         word_count = tf.cast(word_count, tf.int32)
         max_length = tf.cast(max_length, tf.int32)
+        if self.xla:
+            bound = self.length_bound(_xla_width(tf.shape(source)[1]))
+            if bound is not None:
+                max_length = tf.minimum(max_length, bound)
+            search = self._search_padded
+        else:
+            max_length, _ = self.decoding_limits(word_count, max_length)
+            search = self._search_plain
+        size = self.max_batch_size
+        if not size:
+            return search(source, word_count, beam_size, max_length)
+        return tf.cond(
+            tf.shape(source)[0] <= size,
+            lambda: search(source, word_count, beam_size, max_length),
+            lambda: self._search_sorted(search, source, word_count, beam_size, max_length),
+        )
+
+    def _search_sorted(self, search, source, word_count, beam_size, max_length) -> dict:
+        """`search` over groups of `max_batch_size` sentences of similar length, in the batch's order.
+
+        A batch's search runs every row until its longest output ends, so
+        short sentences batched with long ones cost as much as the long ones.
+        Sorted by length (a sentence's output length follows its word count)
+        and cut into groups, each group runs only as long as its own longest
+        sentence, over a source only as wide as its own. Every group has the
+        same number of rows (the first, shortest, is filled with copies of its
+        first sentence, whose results are dropped) and the same `max_length`,
+        so their outputs stack, and XLA compiles one program per group width.
+        Each sentence's search is independent of the others in its batch: the
+        results are those of `search` on the whole batch.
+        """
+        size = self.max_batch_size
+        batch = tf.shape(source)[0]
+        width = tf.shape(source)[1]
+        groups = (batch + size - 1) // size
+        extra = groups * size - batch
+        order = tf.argsort(word_count, stable=True)
+        rows = tf.concat([tf.fill([extra], order[0]), order], 0)
+
+        def body(group, arrays):
+            taken = rows[group * size : (group + 1) * size]
+            counts = tf.gather(word_count, taken)
+            # Reversed sources keep their words first too: a group needs its widest row's width.
+            group_width = tf.minimum(tf.maximum(tf.reduce_max(counts) + 1, 2), width)
+            result = search(
+                tf.gather(source, taken)[:, :group_width], counts, beam_size, max_length
+            )
+            # Attention over the batch's source width (the positions past the group's are zeros).
+            attention = result["attention"]
+            missing = (
+                _xla_width(width) - tf.shape(attention)[2] if self.xla else width - group_width
+            )
+            result["attention"] = tf.pad(attention, [[0, 0], [0, 0], [0, missing]])
+            return group + 1, {key: arrays[key].write(group, result[key]) for key in arrays}
+
+        arrays = {key: tf.TensorArray(dtype, size=groups) for key, dtype in RESULT_DTYPES.items()}
+        _, arrays = tf.while_loop(lambda group, _: group < groups, body, (0, arrays))
+        inverse = tf.argsort(order)  # sorted position of each sentence
+        results = {}
+        for key, array in arrays.items():
+            stacked = array.stack()  # (groups, size, ...)
+            flat = tf.reshape(stacked, tf.concat([[groups * size], tf.shape(stacked)[2:]], 0))
+            results[key] = tf.gather(flat[extra:], inverse)
+        return results
+
+    def _search_plain(self, source, word_count, beam_size, max_length) -> dict:
+        """The search in the plain graph, for outputs at most `max_length` long."""
+        _, hooks = self.decoding_limits(word_count, max_length, fixed=True)
+        return _common(self.decode_ids(source, beam_size, max_length, **hooks))
+
+    def _search_padded(self, source, word_count, beam_size, max_length) -> dict:
+        """The compiled search, the source padded to a multiple of `XLA_WIDTH_STEP` positions."""
+        width = tf.shape(source)[1]
+        source = tf.pad(source, [[0, 0], [0, _xla_width(width) - width]])
         # A Python beam size is traced into the program (1: greedy search).
         greedy = lambda: self._search_xla(source, word_count, 1, max_length)  # noqa: E731
         if isinstance(beam_size, int):
@@ -95,9 +170,6 @@ class Seq2SeqServing(SearchDecoder):
 
     def _fixed_search(self, source, word_count, beam_size, max_length):
         """`decode_ids` with a `max_length` XLA can size its buffers by (and nothing data-sized)."""
-        bound = self.length_bound(tf.shape(source)[1])
-        if bound is not None:
-            max_length = tf.minimum(max_length, bound)
         max_length, hooks = self.decoding_limits(word_count, max_length, fixed=True)
         return _common(self.decode_ids(source, beam_size, max_length, **hooks))
 
@@ -147,6 +219,20 @@ class Seq2SeqServing(SearchDecoder):
         }
 
 
+def _xla_width(width):
+    """`width` rounded up to a multiple of `XLA_WIDTH_STEP`."""
+    return (width + XLA_WIDTH_STEP - 1) // XLA_WIDTH_STEP * XLA_WIDTH_STEP
+
+
+RESULT_DTYPES = {
+    "tokens": tf.int32,
+    "lengths": tf.int32,
+    "scores": tf.float32,
+    "attention": tf.float32,
+}
+"""What `search_ids` returns, in these dtypes."""
+
+
 def _common(result: dict) -> dict:
     """What greedy and beam search both return (the two branches of one `tf.cond`)."""
-    return {key: result[key] for key in ("tokens", "lengths", "scores", "attention")}
+    return {key: tf.cast(result[key], dtype) for key, dtype in RESULT_DTYPES.items()}
