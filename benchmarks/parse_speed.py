@@ -16,7 +16,7 @@ with `decode.xla: false` and timed in the same run, side by side. With
 false (the decoder's plain step) and true (its input projections computed
 once per sentence). With `--max-batch-size 4,8,16` they are rebuilt with
 XLA and each of those `decode.max_batch_size` (a batch searched sorted by
-length, that many sentences at a time), with the export's own
+length, that many sentences at a time; 0: all at once), with the export's own
 `decode.precompute`; with `--precompute` too, both ways each. With
 `--sorted` the sentences are sorted by length before they are batched, as a
 server that batches requests of similar length would see them: a batch's
@@ -156,7 +156,8 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--max-batch-size",
         default="",
-        help="comma-separated decode.max_batch_size values to rebuild the weights with (XLA)",
+        help="comma-separated decode.max_batch_size values to rebuild the weights with "
+        "(XLA; 0: the whole batch in one search)",
     )
     parser.add_argument("--sorted", action="store_true", help="batch sentences of similar length")
     parser.add_argument(
@@ -198,7 +199,8 @@ def main(argv=None) -> None:
     for size in [int(n) for n in args.max_batch_size.split(",") if n]:
         ways = (False, True) if args.precompute else (bool(decode.get("precompute", False)),)
         for precompute in ways:
-            name = f"groups of {size}" + (", projected" if precompute and args.precompute else "")
+            name = f"groups of {size}" if size else "whole batch"
+            name += ", projected" if precompute and args.precompute else ""
             parsers[name] = rebuilt(
                 Path(model.path), xla=True, precompute=precompute, max_batch_size=size
             )
