@@ -14,6 +14,14 @@ XLA_WIDTH_STEP = 16
 """With `decode.xla`, sources are padded to a multiple of this many positions: one
 compiled search serves every length up to it (XLA compiles once per shape)."""
 
+RESULT_DTYPES = {
+    "tokens": tf.int32,
+    "lengths": tf.int32,
+    "scores": tf.float32,
+    "attention": tf.float32,
+}
+"""What `search_ids` returns, in these dtypes."""
+
 
 class Seq2SeqServing(SearchDecoder):
     """Strings in, token sequences out: tokenizers, encoder, sampler and detokenizer in one graph.
@@ -90,7 +98,7 @@ class Seq2SeqServing(SearchDecoder):
             search = self._search_padded
         else:
             max_length, _ = self.decoding_limits(word_count, max_length)
-            search = self._search_plain
+            search = self._fixed_search
         size = self.max_batch_size
         if not size:
             return search(source, word_count, beam_size, max_length)
@@ -132,9 +140,7 @@ class Seq2SeqServing(SearchDecoder):
             )
             # Attention over the batch's source width (the positions past the group's are zeros).
             attention = result["attention"]
-            missing = (
-                _xla_width(width) - tf.shape(attention)[2] if self.xla else width - group_width
-            )
+            missing = (_xla_width(width) if self.xla else width) - tf.shape(attention)[2]
             result["attention"] = tf.pad(attention, [[0, 0], [0, 0], [0, missing]])
             return group + 1, {key: arrays[key].write(group, result[key]) for key in arrays}
 
@@ -147,11 +153,6 @@ class Seq2SeqServing(SearchDecoder):
             flat = tf.reshape(stacked, tf.concat([[groups * size], tf.shape(stacked)[2:]], 0))
             results[key] = tf.gather(flat[extra:], inverse)
         return results
-
-    def _search_plain(self, source, word_count, beam_size, max_length) -> dict:
-        """The search in the plain graph, for outputs at most `max_length` long."""
-        _, hooks = self.decoding_limits(word_count, max_length, fixed=True)
-        return _common(self.decode_ids(source, beam_size, max_length, **hooks))
 
     def _search_padded(self, source, word_count, beam_size, max_length) -> dict:
         """The compiled search, the source padded to a multiple of `XLA_WIDTH_STEP` positions."""
@@ -169,7 +170,10 @@ class Seq2SeqServing(SearchDecoder):
         return tf.cond(tf.equal(beam_size, 1), greedy, beam)
 
     def _fixed_search(self, source, word_count, beam_size, max_length):
-        """`decode_ids` with a `max_length` XLA can size its buffers by (and nothing data-sized)."""
+        """`decode_ids` with a `max_length` XLA can size its buffers by (and nothing data-sized).
+
+        Without XLA too: the plain graph's search, for outputs at most `max_length` long.
+        """
         max_length, hooks = self.decoding_limits(word_count, max_length, fixed=True)
         return _common(self.decode_ids(source, beam_size, max_length, **hooks))
 
@@ -222,15 +226,6 @@ class Seq2SeqServing(SearchDecoder):
 def _xla_width(width):
     """`width` rounded up to a multiple of `XLA_WIDTH_STEP`."""
     return (width + XLA_WIDTH_STEP - 1) // XLA_WIDTH_STEP * XLA_WIDTH_STEP
-
-
-RESULT_DTYPES = {
-    "tokens": tf.int32,
-    "lengths": tf.int32,
-    "scores": tf.float32,
-    "attention": tf.float32,
-}
-"""What `search_ids` returns, in these dtypes."""
 
 
 def _common(result: dict) -> dict:
