@@ -39,7 +39,7 @@ def main(argv=None) -> None:
     from zoo.config import load_recipe
     from zoo.finetune import load_base
     from zoo.tasks.parsing.task import Parser
-    from zoo.tasks.seq2seq.serving import XLA_WIDTH_STEP
+    from zoo.tasks.seq2seq.serving import xla_width
 
     version = Path(args.version)
     base = load_base(version)
@@ -56,7 +56,7 @@ def main(argv=None) -> None:
         )
     source, _, _, word_count = parsers[False].encode_text(tf.constant(sentences))
     width = source.shape[1]
-    padded = (width + XLA_WIDTH_STEP - 1) // XLA_WIDTH_STEP * XLA_WIDTH_STEP
+    padded = xla_width(width)
     source = tf.pad(source, [[0, 0], [0, padded - width]])
     word_count = tf.cast(word_count, tf.int32)
     bound = int(parsers[False].length_bound(padded))

@@ -190,29 +190,26 @@ def main(argv=None) -> None:
         f"average{', sorted by length' if args.sorted else ''}, {os.cpu_count()} CPU cores, "
         f"decode.xla {bool(decode.get('xla', False))}"
     )
-    parsers = {"export": tf.saved_model.load(str(model.path)).signatures["parse_options"]}
+    # name -> (parse function, its decode.max_batch_size: how its search counts steps)
+    export = tf.saved_model.load(str(model.path)).signatures["parse_options"]
+    parsers = {"export": (export, int(decode.get("max_batch_size", 0)))}
     if args.precompute:
-        parsers["plain step"] = rebuilt(Path(model.path), xla=True, precompute=False)
-        parsers["projected"] = rebuilt(Path(model.path), xla=True, precompute=True)
-    export_group = int(decode.get("max_batch_size", 0))
-    groups = {"plain step": 0, "projected": 0, "without XLA": 0}
+        parsers["plain step"] = (rebuilt(Path(model.path), xla=True, precompute=False), 0)
+        parsers["projected"] = (rebuilt(Path(model.path), xla=True, precompute=True), 0)
     for size in [int(n) for n in args.max_batch_size.split(",") if n]:
         ways = (False, True) if args.precompute else (bool(decode.get("precompute", False)),)
         for precompute in ways:
             name = f"groups of {size}" if size else "whole batch"
             name += ", projected" if precompute and args.precompute else ""
-            parsers[name] = rebuilt(
-                Path(model.path), xla=True, precompute=precompute, max_batch_size=size
-            )
-            groups[name] = size
+            parse = rebuilt(Path(model.path), xla=True, precompute=precompute, max_batch_size=size)
+            parsers[name] = (parse, size)
     if args.without_xla:
-        parsers["without XLA"] = rebuilt(Path(model.path), xla=False, precompute=False)
+        parsers["without XLA"] = (rebuilt(Path(model.path), xla=False, precompute=False), 0)
 
     rows = []
-    for name, parse in parsers.items():
+    for name, (parse, group) in parsers.items():
         for beam in beams:
             for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
-                group = groups.get(name, export_group)
                 figures = time_parser(
                     parse, sentences, batch_size, beam, max_length, group, args.repeats
                 )

@@ -92,7 +92,7 @@ class Seq2SeqServing(SearchDecoder):
         word_count = tf.cast(word_count, tf.int32)
         max_length = tf.cast(max_length, tf.int32)
         if self.xla:
-            bound = self.length_bound(_xla_width(tf.shape(source)[1]))
+            bound = self.length_bound(xla_width(tf.shape(source)[1]))
             if bound is not None:
                 max_length = tf.minimum(max_length, bound)
             search = self._search_padded
@@ -140,7 +140,7 @@ class Seq2SeqServing(SearchDecoder):
             )
             # Attention over the batch's source width (the positions past the group's are zeros).
             attention = result["attention"]
-            missing = (_xla_width(width) if self.xla else width) - tf.shape(attention)[2]
+            missing = (xla_width(width) if self.xla else width) - tf.shape(attention)[2]
             result["attention"] = tf.pad(attention, [[0, 0], [0, 0], [0, missing]])
             return group + 1, {key: arrays[key].write(group, result[key]) for key in arrays}
 
@@ -157,7 +157,7 @@ class Seq2SeqServing(SearchDecoder):
     def _search_padded(self, source, word_count, beam_size, max_length) -> dict:
         """The compiled search, the source padded to a multiple of `XLA_WIDTH_STEP` positions."""
         width = tf.shape(source)[1]
-        source = tf.pad(source, [[0, 0], [0, _xla_width(width) - width]])
+        source = tf.pad(source, [[0, 0], [0, xla_width(width) - width]])
         # A Python beam size is traced into the program (1: greedy search).
         greedy = lambda: self._search_xla(source, word_count, 1, max_length)  # noqa: E731
         if isinstance(beam_size, int):
@@ -223,7 +223,7 @@ class Seq2SeqServing(SearchDecoder):
         }
 
 
-def _xla_width(width):
+def xla_width(width):
     """`width` rounded up to a multiple of `XLA_WIDTH_STEP`."""
     return (width + XLA_WIDTH_STEP - 1) // XLA_WIDTH_STEP * XLA_WIDTH_STEP
 
