@@ -18,14 +18,17 @@ once per sentence). With `--max-batch-size 4,8,16` they are rebuilt with
 XLA and each of those `decode.max_batch_size` (a batch searched sorted by
 length, that many sentences at a time; 0: all at once), with the export's own
 `decode.precompute`; with `--precompute` too, both ways each. With
-`--sorted` the sentences are sorted by length before they are batched, as a
-server that batches requests of similar length would see them: a batch's
-search runs until its longest output ends.
+`--compare OTHER` (more than once for several) another export, an earlier
+recipe's say, is timed on the same sentences in the same run. With `--sorted` the sentences are sorted by
+length before they are batched, as a server that batches requests of
+similar length would see them: a batch's search runs until its longest
+output ends.
 
     python benchmarks/parse_speed.py saved_models/parsing_ptb
     python benchmarks/parse_speed.py saved_models/parsing_ptb --without-xla --sentences 128
     python benchmarks/parse_speed.py saved_models/parsing_ptb --precompute
     python benchmarks/parse_speed.py saved_models/parsing_ptb --max-batch-size 8 --batch-sizes 64
+    python benchmarks/parse_speed.py saved_models/parsing_ptb --compare old/parsing_ptb/1
 """
 
 from __future__ import annotations
@@ -159,6 +162,14 @@ def main(argv=None) -> None:
         help="comma-separated decode.max_batch_size values to rebuild the weights with "
         "(XLA; 0: the whole batch in one search)",
     )
+    parser.add_argument(
+        "--compare",
+        metavar="EXPORT",
+        action="append",
+        default=[],
+        help="another parser's export (an earlier recipe's, say), timed in the same run "
+        "on the same sentences; may be given more than once",
+    )
     parser.add_argument("--sorted", action="store_true", help="batch sentences of similar length")
     parser.add_argument(
         "--repeats", type=int, default=1, help="timed passes; the fastest is reported"
@@ -203,6 +214,16 @@ def main(argv=None) -> None:
             name += ", projected" if precompute and args.precompute else ""
             parse = rebuilt(Path(model.path), xla=True, precompute=precompute, max_batch_size=size)
             parsers[name] = (parse, size)
+    for number, path in enumerate(args.compare, 1):
+        other = zoo.load(path)
+        if other.task != "parsing":
+            raise SystemExit(f"{path} is a {other.task} model, not a parser")
+        name = "compared" if len(args.compare) == 1 else f"compared {number}"
+        print(f"{name}: {other.path}")
+        parsers[name] = (
+            tf.saved_model.load(str(other.path)).signatures["parse_options"],
+            int(other.recipe["decode"].get("max_batch_size", 0)),
+        )
     if args.without_xla:
         parsers["without XLA"] = (rebuilt(Path(model.path), xla=False, precompute=False), 0)
 

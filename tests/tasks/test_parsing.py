@@ -86,7 +86,12 @@ def test_zoo_load_parses_into_trees_over_the_words(trained):
 
 
 def test_word_pointer_with_f1_early_stopping_trains_exports_and_parses(tmp_path):
-    """`model.decoder.pointer`, `train.patience` (F1 decoded each epoch) and `decode.xla`."""
+    """`model.decoder.pointer`, `train.patience` (F1 decoded each epoch), `decode.xla`.
+
+    Wired as `recipes/parsing_ptb.yaml` is: Bahdanau, the `general` scorer, a
+    LayerNorm output, the search compiled, in sorted groups, with the decoder's
+    tables (`decode.precompute`).
+    """
     import numpy as np
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (the export's ops, as a plain user loads it)
@@ -95,9 +100,18 @@ def test_word_pointer_with_f1_early_stopping_trains_exports_and_parses(tmp_path)
         {
             **TINY,
             "name": "tinypointer",
-            "model": {**TINY["model"], "decoder": {"units": 16, "pointer": True}},
+            "model": {
+                **TINY["model"],
+                "attention": {"kind": "general"},
+                "decoder": {
+                    "units": 16,
+                    "pointer": True,
+                    "style": "bahdanau",
+                    "output": "layernorm",
+                },
+            },
             "train": {"batch_size": 32, "epochs": 3, "patience": 2},
-            "decode": {"beam_size": 2, "xla": True, "max_batch_size": 2},
+            "decode": {"beam_size": 2, "xla": True, "max_batch_size": 2, "precompute": True},
             "evaluate": {"unconstrained": False},
         },
         [f"export.dir={tmp_path / 'saved_models'}", f"run.dir={tmp_path / 'runs'}"],
@@ -119,14 +133,17 @@ def test_word_pointer_with_f1_early_stopping_trains_exports_and_parses(tmp_path)
         assert is_well_formed([t.decode() for t in row if t], n)
     assert np.isfinite(out["score"].numpy()).all() and out["tree"].numpy()[2] == b""
     assert result["metrics"]["well_formed"] == 100.0
-    # The compiled search, in sorted groups of 2 sentences, parses as the plain graph
-    # does on the whole batch (greedy and beam), and a sentence wider than one
-    # compiled width (16) is still one tree over its words.
+    # The compiled search, in sorted groups of 2 sentences, with the decoder's tables,
+    # parses as the plain graph does with its plain step on the whole batch (greedy
+    # and beam), and a sentence wider than one compiled width (16) is still one tree
+    # over its words.
     from zoo.finetune import load_base
     from zoo.tasks.parsing.task import Parser
 
     base = load_base(result["export_dir"])
-    plain_recipe = {**recipe, "decode": {**recipe["decode"], "xla": False, "max_batch_size": 0}}
+    assert base.model.decoder.precomputes_projections
+    plain_decode = {"xla": False, "max_batch_size": 0, "precompute": False}
+    plain_recipe = {**recipe, "decode": {**recipe["decode"], **plain_decode}}
     plain = Parser(base.model, base.tokenizers["source"], base.tokenizers["target"], plain_recipe)
     long = " ".join(["the old dog saw a red cat near the house ."] * 3)
     batch = tf.constant(["the dog saw a cat .", long, "birds sing ."])
