@@ -176,7 +176,6 @@ def main(argv=None) -> None:
     )
     args = parser.parse_args(argv)
 
-    import tensorflow as tf
     import tensorflow_text  # noqa: F401  (the export's tokenizer ops)
 
     import zoo
@@ -202,7 +201,7 @@ def main(argv=None) -> None:
         f"decode.xla {bool(decode.get('xla', False))}"
     )
     # name -> (parse function, its decode.max_batch_size: how its search counts steps)
-    export = tf.saved_model.load(str(model.path)).signatures["parse_options"]
+    export = model.saved_model.signatures["parse_options"]
     parsers = {"export": (export, int(decode.get("max_batch_size", 0)))}
     if args.precompute:
         parsers["plain step"] = (rebuilt(Path(model.path), xla=True, precompute=False), 0)
@@ -221,7 +220,7 @@ def main(argv=None) -> None:
         name = "compared" if len(args.compare) == 1 else f"compared {number}"
         print(f"{name}: {other.path}")
         parsers[name] = (
-            tf.saved_model.load(str(other.path)).signatures["parse_options"],
+            other.saved_model.signatures["parse_options"],
             int(other.recipe["decode"].get("max_batch_size", 0)),
         )
     if args.without_xla:
