@@ -19,10 +19,10 @@ XLA and each of those `decode.max_batch_size` (a batch searched sorted by
 length, that many sentences at a time; 0: all at once), with the export's own
 `decode.precompute`; with `--precompute` too, both ways each. With
 `--compare OTHER` (more than once for several) another export, an earlier
-recipe's say, is timed on the same sentences in the same run. With `--sorted` the sentences are sorted by
-length before they are batched, as a server that batches requests of
-similar length would see them: a batch's search runs until its longest
-output ends.
+recipe's say, is timed on the same sentences in the same run. With
+`--sorted` the sentences are sorted by length before they are batched, as a
+server that batches requests of similar length would see them: a batch's
+search runs until its longest output ends.
 
     python benchmarks/parse_speed.py saved_models/parsing_ptb
     python benchmarks/parse_speed.py saved_models/parsing_ptb --without-xla --sentences 128
