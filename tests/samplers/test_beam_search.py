@@ -171,6 +171,93 @@ def test_stops_early_when_every_beam_has_ended():
     np.testing.assert_array_equal(out["lengths"], [0, 0])
 
 
+def counted(step_fn):
+    """`step_fn` and a list that grows by one at each call."""
+    calls = []
+
+    def counting_step(tokens, state, memory):
+        calls.append(1)
+        return step_fn(tokens, state, memory)
+
+    return counting_step, calls
+
+
+def test_stop_at_best_stops_once_the_best_has_ended():
+    # The end token first is the best output (0.9); the other beams live on,
+    # every later token as likely, and never end within `max_length`.
+    probs = np.full((2, V, V), 0.3)
+    probs[:, :, END] = 1e-3
+    probs[0, START] = [1e-3, 0.05, 0.05, 0.9]
+    decoder = MarkovDecoder(probs)
+    state, memory = decoder.inputs(2)
+    outs, calls = {}, {}
+    for stop in (False, True):
+        step_fn, calls[stop] = counted(decoder.step_fn)
+        outs[stop] = beam_search(
+            step_fn,
+            state,
+            memory,
+            batch_size=2,
+            start_id=START,
+            end_id=END,
+            max_length=12,
+            beam_size=3,
+            stop_at_best=stop,
+        )
+    assert len(calls[False]) == 12
+    assert len(calls[True]) == 1, "the first step settles it: nothing can overtake 0.9"
+    best, _ = decoder.replay(state, memory, 0, (END,))
+    for stop in (False, True):
+        assert decoded(outs[stop], 0) == (END,)
+        np.testing.assert_allclose(outs[stop]["scores"], [best.sum()] * 2, rtol=1e-5)
+    np.testing.assert_array_equal(outs[True]["tokens"], outs[False]["tokens"])
+    np.testing.assert_array_equal(outs[True]["lengths"], [0, 0])
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+def test_stop_at_best_returns_what_the_full_search_returns(constrained):
+    hooks = {}
+    if constrained:
+        hooks = {
+            "allowed_fn": forbid_two_after_one_and_third_one,
+            "hook_state": {"ones": np.zeros(6, "int32")},
+        }
+    saved = 0
+    for seed in range(8):
+        decoder = HashDecoder(seed=40 + seed, end_bias=0.5)
+        state, memory = decoder.inputs(6, seed=seed)
+        outs, calls = {}, {}
+        for stop in (False, True):
+            step_fn, calls[stop] = counted(decoder.step_fn)
+            outs[stop] = beam_search(
+                step_fn,
+                state,
+                memory,
+                batch_size=6,
+                start_id=START,
+                end_id=END,
+                max_length=10,
+                beam_size=3,
+                stop_at_best=stop,
+                **hooks,
+            )
+        for key in ("tokens", "lengths", "attention"):
+            np.testing.assert_array_equal(outs[True][key], outs[False][key], err_msg=key)
+        np.testing.assert_array_equal(outs[True]["scores"], outs[False]["scores"])
+        assert len(calls[True]) <= len(calls[False])
+        saved += len(calls[False]) - len(calls[True])
+    assert saved > 0, "some searches should have ended before all their beams did"
+
+
+def test_stop_at_best_refuses_penalties():
+    decoder = HashDecoder()
+    state, memory = decoder.inputs(1)
+    with pytest.raises(ValueError, match="length_penalty=0.6"):
+        run_beam(decoder, state, memory, 1, 3, length_penalty=0.6, stop_at_best=True)
+    with pytest.raises(ValueError, match="coverage_penalty=0.2"):
+        run_beam(decoder, state, memory, 1, 3, coverage_penalty=0.2, stop_at_best=True)
+
+
 def test_allowed_fn_masking_equals_brute_force_over_allowed_sequences():
     max_length = 5
     bias = np.zeros((V, V))

@@ -14,6 +14,7 @@ def search(
     length_penalty: float = 0.0,
     coverage_penalty: float = 0.0,
     coverage_mask=None,
+    stop_at_best: bool = False,
     **kwargs,
 ):
     """Greedy search when `beam_size` is the Python int 1, beam search otherwise.
@@ -21,7 +22,8 @@ def search(
     A tensor `beam_size` (a serving signature's argument) always takes beam
     search, which with one beam finds what greedy search finds. `kwargs` go to
     both (`batch_size`, `start_id`, `end_id`, `max_length`, `no_repeat_ngram`,
-    hooks); the penalties, which only rank hypotheses, only to beam search.
+    hooks); the penalties, which only rank hypotheses, and `stop_at_best`
+    (stop once the best hypothesis is certain), only to beam search.
     """
     if isinstance(beam_size, int) and beam_size == 1:
         return greedy_search(step_fn, initial_state, memory, **kwargs)
@@ -33,6 +35,7 @@ def search(
         length_penalty=length_penalty,
         coverage_penalty=coverage_penalty,
         coverage_mask=coverage_mask,
+        stop_at_best=stop_at_best,
         **kwargs,
     )
 

@@ -41,6 +41,7 @@ def beam_search(
     coverage_penalty=0.0,
     coverage_mask=None,
     no_repeat_ngram: int = 0,
+    stop_at_best: bool = False,
 ) -> dict:
     """Beam search: keeps the `beam_size` best hypotheses of each sequence.
 
@@ -72,7 +73,14 @@ def beam_search(
     - With `no_repeat_ngram=n > 0`, a hypothesis cannot write an n-gram it
       has already written (see `greedy_search`).
     - The loop stops when every hypothesis is finished (or has score
-      `-1e9`, i.e. does not exist), or after `max_length` steps.
+      `-1e9`, i.e. does not exist), or after `max_length` steps. With
+      `stop_at_best=True` a sequence is also done as soon as its best
+      hypothesis has finished with a score above every live one's: without
+      penalties a score only falls as a hypothesis grows, so nothing can
+      overtake it, and the best hypothesis (`tokens`, `lengths`, `scores`,
+      `attention`) is the one the full search returns, found in fewer steps.
+      The other beams (`beam_*`) are then the search's state when it stopped,
+      some of them unfinished.
     - When a sequence has fewer than `beam_size` possible hypotheses (tiny
       vocabularies, heavy `allowed_fn` masking), the extra beams carry
       scores near `-1e9` and meaningless tokens.
@@ -117,6 +125,11 @@ def beam_search(
             coverage penalty counts (padding `False`), or `None` for all.
         no_repeat_ngram: Python int, `0` (the default) or the n-gram size a
             hypothesis may not repeat.
+        stop_at_best: Python bool, stop each sequence once its best
+            hypothesis can no longer be overtaken (see above), for callers
+            that only read the best. Needs `length_penalty=0` and
+            `coverage_penalty=0` (both can raise a hypothesis's score as it
+            grows). Defaults to `False`.
 
     Returns:
         A dict with, for the best hypothesis of each sequence:
@@ -173,6 +186,12 @@ def beam_search(
         hook_state = ()
     penalised = not (isinstance(length_penalty, (int, float)) and length_penalty == 0)
     covered = not (isinstance(coverage_penalty, (int, float)) and coverage_penalty == 0)
+    if stop_at_best and (penalised or covered):
+        raise ValueError(
+            "`stop_at_best` needs `length_penalty=0` and `coverage_penalty=0`: with a penalty "
+            "a finished hypothesis can be overtaken. Received: "
+            f"length_penalty={length_penalty}, coverage_penalty={coverage_penalty}"
+        )
 
     def tile(x):
         return ops.repeat(x, beam_size, axis=0)
@@ -274,6 +293,14 @@ def beam_search(
     def cond(step, prev_tokens, state, hook_state, finished, raw, *_):
         # A beam with score ~-1e9 does not exist; it must not keep the loop going.
         done = ops.logical_or(finished, ops.less_equal(raw, 0.5 * NEG_INF))
+        if stop_at_best:
+            # A sequence's best finished score against its best live one's:
+            # done when strictly above (a tie could still be overtaken by index).
+            beams = (-1, beam_size)
+            ended = ops.reshape(ops.where(finished, raw, NEG_INF), beams)
+            live = ops.reshape(ops.where(done, NEG_INF, raw), beams)
+            settled = ops.greater(ops.max(ended, axis=1), ops.max(live, axis=1))
+            done = ops.logical_or(ops.reshape(done, beams), settled[:, None])
         return ops.logical_and(ops.less(step, max_length), ops.logical_not(ops.all(done)))
 
     def body(

@@ -65,6 +65,9 @@ class SearchDecoder(tf.Module):
             memory,
             beam_size=beam_size,
             length_penalty=self.length_penalty,
+            # Serving reads only the best hypothesis: without penalties its
+            # search may stop as soon as that one is certain.
+            stop_at_best=not (self.length_penalty or self.coverage_penalty),
             batch_size=tf.shape(inputs)[0],
             start_id=START_ID,
             end_id=END_ID,
