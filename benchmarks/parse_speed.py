@@ -6,9 +6,12 @@ unoptimised CPU implementation. This loads an export as a server would
 sentences the recipe held out (or `--file`, one sentence a line) once to
 warm up (with `decode.xla`, that pass compiles one program per batch size
 and 16-word width: its time is printed apart), then times them one at a
-time and in batches of 64, greedy and with the recipe's beam. The time per
-decoding step is the time per batch over the steps its longest output took
-(with `decode.max_batch_size`, over the steps its groups took).
+time and in batches of 64, greedy and with the recipe's beam. With
+`--repeats N` each is timed N times and its fastest pass reported; the
+passes of all parsers and decodings are interleaved, so that a slow spell of
+the machine (its speed drifts by up to 1.6x here) slows them all alike. The
+time per decoding step is the time per batch over the steps its longest
+output took (with `decode.max_batch_size`, over the steps its groups took).
 
 With `--without-xla` the same weights are also rebuilt in this process
 with `decode.xla: false` and timed in the same run, side by side. With
@@ -62,49 +65,52 @@ def search_steps(lengths, words: list[int], group: int) -> int:
     return sum(max(lengths[i] for i in rows[k : k + group]) + 1 for k in range(0, len(rows), group))
 
 
-def time_parser(
-    parse,
-    sentences: list[str],
-    batch_size: int,
-    beam: int,
-    max_length: int,
-    group: int = 0,
-    repeats: int = 1,
-) -> dict:
-    """Warm-up pass, then timed passes: sentences/s, ms per batch, µs per decoding step.
+class Timing:
+    """One parser, one decoding, one batch size: a warm-up pass, then timed passes.
 
     `group`: the parser's `decode.max_batch_size`, to count the steps its groups run.
-    `repeats`: timed passes; the figures are the fastest's, as `timeit` reports.
+    The figures are the fastest pass's, as `timeit` reports. `main` interleaves
+    the passes of every `Timing` (one pass of each, then again), so a slow
+    spell of the machine slows them all alike, not one of them.
     """
-    import tensorflow as tf
 
-    batches = [sentences[i : i + batch_size] for i in range(0, len(sentences), batch_size)]
+    def __init__(self, parse, sentences, batch_size, beam, max_length, group=0):
+        self.parse, self.beam, self.max_length, self.group = parse, beam, max_length, group
+        self.sentences = len(sentences)
+        self.batches = [sentences[i : i + batch_size] for i in range(0, len(sentences), batch_size)]
+        self.seconds = float("inf")
+        self.steps = 0
+        self.warm_up = self.run_pass()[0]
+        self.seconds = float("inf")
 
-    def run(batch):
-        out = parse(
+    def run(self, batch):
+        import tensorflow as tf
+
+        out = self.parse(
             sentence=tf.constant(batch),
-            beam_size=tf.constant(beam),
-            max_length=tf.constant(max_length),
+            beam_size=tf.constant(self.beam),
+            max_length=tf.constant(self.max_length),
         )
         return out["length"].numpy()
 
-    started = time.perf_counter()
-    for batch in batches:
-        run(batch)
-    warm_up = time.perf_counter() - started
-    seconds = float("inf")
-    for _ in range(repeats):
+    def run_pass(self) -> tuple[float, int]:
         steps = 0
         started = time.perf_counter()
-        for batch in batches:
-            steps += search_steps(run(batch), [len(s.split()) for s in batch], group)
-        seconds = min(seconds, time.perf_counter() - started)
-    return {
-        "sentences_per_second": len(sentences) / seconds,
-        "ms_per_batch": 1000 * seconds / len(batches),
-        "us_per_step": 1e6 * seconds / max(steps, 1),
-        "warm_up_seconds": warm_up,
-    }
+        for batch in self.batches:
+            lengths = self.run(batch)
+            steps += search_steps(lengths, [len(s.split()) for s in batch], self.group)
+        seconds = time.perf_counter() - started
+        if seconds < self.seconds:
+            self.seconds, self.steps = seconds, steps
+        return seconds, steps
+
+    def figures(self) -> dict:
+        return {
+            "sentences_per_second": self.sentences / self.seconds,
+            "ms_per_batch": 1000 * self.seconds / len(self.batches),
+            "us_per_step": 1e6 * self.seconds / max(self.steps, 1),
+            "warm_up_seconds": self.warm_up,
+        }
 
 
 def rebuilt(version: Path, *, xla: bool, precompute: bool, max_batch_size: int = 0):
@@ -172,7 +178,10 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--sorted", action="store_true", help="batch sentences of similar length")
     parser.add_argument(
-        "--repeats", type=int, default=1, help="timed passes; the fastest is reported"
+        "--repeats",
+        type=int,
+        default=1,
+        help="timed passes of each, interleaved; the fastest is reported",
     )
     args = parser.parse_args(argv)
 
@@ -226,22 +235,28 @@ def main(argv=None) -> None:
     if args.without_xla:
         parsers["without XLA"] = (rebuilt(Path(model.path), xla=False, precompute=False), 0)
 
-    rows = []
+    timings = []
     for name, (parse, group) in parsers.items():
         for beam in beams:
             for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
-                figures = time_parser(
-                    parse, sentences, batch_size, beam, max_length, group, args.repeats
-                )
-                rows.append((name, beam, batch_size, figures))
+                timing = Timing(parse, sentences, batch_size, beam, max_length, group)
+                timings.append((name, beam, batch_size, timing))
                 print(
                     f"{name:12s} {'greedy' if beam == 1 else f'beam {beam}':7s} "
-                    f"batch {batch_size:3d}: {figures['sentences_per_second']:7.1f} sentences/s, "
-                    f"{figures['ms_per_batch']:8.1f} ms per batch, "
-                    f"{figures['us_per_step']:7.0f} µs per step "
-                    f"(warm-up pass {figures['warm_up_seconds']:.1f} s)",
+                    f"batch {batch_size:3d}: warm-up pass {timing.warm_up:.1f} s",
                     flush=True,
                 )
+    for _ in range(args.repeats):
+        for *_, timing in timings:
+            timing.run_pass()
+    rows = [(name, beam, size, timing.figures()) for name, beam, size, timing in timings]
+    for name, beam, batch_size, figures in rows:
+        print(
+            f"{name:12s} {'greedy' if beam == 1 else f'beam {beam}':7s} "
+            f"batch {batch_size:3d}: {figures['sentences_per_second']:7.1f} sentences/s, "
+            f"{figures['ms_per_batch']:8.1f} ms per batch, "
+            f"{figures['us_per_step']:7.0f} µs per step"
+        )
     print("\n| parser | decoding | batch | sentences/s | µs per step |")
     print("|---|---|---|---|---|")
     for name, beam, batch_size, figures in rows:
