@@ -93,6 +93,23 @@ def test_initial_state_comes_from_the_mean_annotation_vector():
         np.testing.assert_allclose(got, np.tanh(mean @ kernel + bias), rtol=1e-5, atol=1e-6)
 
 
+def test_initial_state_without_the_image_is_the_learned_constant():
+    rng = np.random.default_rng(3)
+    decoder = _decoder(init_from_image=False)
+    features, tokens = _inputs(rng)
+    for layer in (decoder.init_h, decoder.init_c):  # the biases start at zero
+        layer.bias.assign(rng.normal(size=UNITS).astype("float32"))
+    memory = decoder.prepare_memory(features)
+    h0, c0 = decoder.initial_state(memory)
+    for layer, got in ((decoder.init_h, h0), (decoder.init_c, c0)):
+        _, bias = _weights(layer)
+        np.testing.assert_allclose(got, np.tile(np.tanh(bias), (3, 1)), rtol=1e-6)
+    # The same weights reading the image: a state per image.
+    decoder.init_from_image = True
+    h0, _ = decoder.initial_state(memory)
+    assert not np.allclose(h0[0], h0[1])
+
+
 @pytest.mark.parametrize("gate", [True, False])
 def test_gate_scales_the_context_in_the_lstm_input(gate):
     rng = np.random.default_rng(3)
@@ -181,11 +198,13 @@ def test_config_round_trip():
         output_previous_word=False,
         output_context=True,
         output_activation="tanh",
+        init_from_image=False,
         name="caption_decoder",
     )
     clone = CaptionDecoder.from_config(decoder.get_config())
     assert clone.get_config() == decoder.get_config()
     assert clone.get_config()["output_activation"] == "tanh"
+    assert clone.init_from_image is False
 
 
 def test_errors_say_what_was_received():

@@ -34,7 +34,9 @@ class CaptionDecoder(keras.layers.Layer):
       when `output_context`; dropout is applied to the vector before `L_o`.
 
     The initial state (section 3.1.2) is `h_0 = tanh(f_init_h(mean_i a_i))`,
-    `c_0 = tanh(f_init_c(mean_i a_i))`.
+    `c_0 = tanh(f_init_c(mean_i a_i))`. With `init_from_image=False` it is
+    the same layers' learned constant, `tanh(f_init(0))`: the image reaches
+    the decoder only through its attention.
 
     Args:
         vocab_size: caption vocabulary size (id 0 is padding).
@@ -49,6 +51,9 @@ class CaptionDecoder(keras.layers.Layer):
         output_activation: activation applied to the deep output vector
             before dropout and `L_o`. `None` (default) is Eq. 7 of the paper;
             `"tanh"` is what the authors' Theano code does.
+        init_from_image: whether the initial state is computed from the mean
+            annotation vector (the paper) or is a learned constant, the same
+            for every image. Defaults to `True`.
 
     Call arguments:
         tokens_in: int `(batch_size, T)`, the caption shifted right (starting
@@ -93,6 +98,7 @@ class CaptionDecoder(keras.layers.Layer):
         output_previous_word: bool = True,
         output_context: bool = True,
         output_activation: str | None = None,
+        init_from_image: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -115,6 +121,7 @@ class CaptionDecoder(keras.layers.Layer):
         self.output_previous_word = output_previous_word
         self.output_context = output_context
         self.output_activation = output_activation
+        self.init_from_image = init_from_image
         self._activation = keras.activations.get(output_activation)
 
         policy = self.dtype_policy
@@ -174,8 +181,10 @@ class CaptionDecoder(keras.layers.Layer):
         return {"values": features, "keys": self.attention_layer.prepare(features)}
 
     def initial_state(self, memory: dict):
-        """`(h_0, c_0)` from the mean annotation vector (section 3.1.2)."""
+        """`(h_0, c_0)` from the mean annotation vector (section 3.1.2), or the learned constant."""
         mean = ops.mean(memory["values"], axis=1)
+        if not self.init_from_image:
+            mean = ops.zeros_like(mean)
         return (self.init_h(mean), self.init_c(mean))
 
     def lstm_input(self, embedded, h_prev, memory: dict, training=None):
@@ -254,6 +263,7 @@ class CaptionDecoder(keras.layers.Layer):
                 "output_previous_word": self.output_previous_word,
                 "output_context": self.output_context,
                 "output_activation": self.output_activation,
+                "init_from_image": self.init_from_image,
             }
         )
         return config

@@ -84,6 +84,9 @@ class Captioner(keras.Model):
         output_context: `L_z z_t` in the deep output (Eq. 7).
         output_activation: activation of the deep output vector (`None`:
             Eq. 7; `"tanh"`: the authors' code).
+        init_from_image: the decoder's initial state from the mean
+            annotation vector (the paper), or a learned constant (the image
+            then reaches the decoder only through attention).
         doubly_stochastic: the penalty weight `lambda` (0 disables it).
             Defaults to 1, the paper's value.
 
@@ -127,6 +130,7 @@ class Captioner(keras.Model):
         output_previous_word: bool = True,
         output_context: bool = True,
         output_activation: str | None = None,
+        init_from_image: bool = True,
         doubly_stochastic: float = 1.0,
         **kwargs,
     ):
@@ -145,6 +149,7 @@ class Captioner(keras.Model):
         self.output_previous_word = output_previous_word
         self.output_context = output_context
         self.output_activation = output_activation
+        self.init_from_image = init_from_image
         self.doubly_stochastic = doubly_stochastic
         self.decoder = CaptionDecoder(
             vocab_size,
@@ -156,6 +161,7 @@ class Captioner(keras.Model):
             output_previous_word=output_previous_word,
             output_context=output_context,
             output_activation=output_activation,
+            init_from_image=init_from_image,
             name="decoder",
             dtype=self.dtype_policy,
         )
@@ -258,6 +264,7 @@ class Captioner(keras.Model):
                 "output_previous_word": self.output_previous_word,
                 "output_context": self.output_context,
                 "output_activation": self.output_activation,
+                "init_from_image": self.init_from_image,
                 "doubly_stochastic": self.doubly_stochastic,
             }
         )

@@ -204,6 +204,12 @@ CAPTIONING_SCHEMA = Section(
                 "gate": Field(bool, True, doc="the beta gate on the context (section 4.2.1)"),
                 "output_previous_word": Field(bool, True, doc="E y_{t-1} in the deep output"),
                 "output_context": Field(bool, True, doc="L_z z_t in the deep output"),
+                "init_from_image": Field(
+                    bool,
+                    True,
+                    doc="the LSTM's initial state from the mean annotation vector (the paper); "
+                    "false: a learned constant, the image seen only through attention",
+                ),
                 "output_activation": Field(
                     str, None, choices=("tanh",), doc="null: Eq. 7 as printed; tanh"
                 ),
