@@ -6,7 +6,7 @@ import pytest
 from keras import ops
 
 from zoo.models import MaskedAccuracy, MaskedSparseCrossentropy
-from zoo.models.captioner import Captioner, doubly_stochastic_penalty
+from zoo.models.captioner import Captioner, coverage_loss, doubly_stochastic_penalty
 from zoo.samplers import beam_search, greedy_search
 
 VOCAB, SIZE, DEPTH = 13, 8, 6
@@ -123,6 +123,42 @@ def test_training_call_adds_the_penalty_of_the_models_own_attention():
     no_penalty = _model(doubly_stochastic=0.0)
     no_penalty(inputs, training=True)
     assert no_penalty.losses == []
+
+
+def test_coverage_loss_matches_a_hand_computation():
+    alpha = np.array(
+        [
+            [[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.9, 0.1, 0.0]],
+            [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        ],
+        "float32",
+    )
+    mask = np.array([[1, 1, 0], [1, 1, 1]], bool)
+    # Image 0: step 1 against step 0's (0.5, 0.5, 0) -> 0.2 + 0.3 + 0; step 2 is padding.
+    # Image 1 looks somewhere new at every step -> 0. Divided by the 5 real steps.
+    np.testing.assert_allclose(float(coverage_loss(alpha, mask, 2.0)), 2.0 * 0.5 / 5, rtol=1e-5)
+    # Without a mask, image 0's step 2 against (0.7, 0.8, 0.5) -> 0.7 + 0.1 + 0 more.
+    np.testing.assert_allclose(float(coverage_loss(alpha, None, 1.0)), (0.5 + 0.8) / 6, rtol=1e-5)
+    # The same location at every step pays for every look after the first.
+    same = np.zeros((1, 4, 3), "float32")
+    same[..., 1] = 1.0
+    np.testing.assert_allclose(float(coverage_loss(same, None, 1.0)), 3 / 4, rtol=1e-6)
+
+
+def test_training_call_adds_the_coverage_loss():
+    rng = np.random.default_rng(4)
+    model = _model(doubly_stochastic=0.0, coverage_loss=0.5)
+    images, caption_in, _ = _batch(rng)
+    inputs = {"image": images, "caption_in": caption_in}
+    model(inputs, training=True)
+    assert len(model.losses) == 1
+    _, attention = model.forward_with_attention(inputs)
+    expected = float(coverage_loss(np.asarray(attention), caption_in != 0, 0.5))
+    assert expected > 0
+    np.testing.assert_allclose(float(model.losses[0]), expected, rtol=1e-5)
+    assert Captioner.from_config(model.get_config()).coverage_loss == 0.5
+    with pytest.raises(ValueError, match="coverage_loss=-1"):
+        _model(coverage_loss=-1.0)
 
 
 @pytest.mark.filterwarnings("ignore:Gradients do not exist")  # no encoder on features

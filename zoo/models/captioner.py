@@ -44,6 +44,36 @@ def doubly_stochastic_penalty(alpha, mask=None, weight: float = 1.0):
     return weight * total / ops.maximum(ops.sum(mask), 1.0)
 
 
+def coverage_loss(alpha, mask=None, weight: float = 1.0):
+    """The coverage loss of See et al. (2017), Eq. 12, over attention to image locations.
+
+    `weight * sum_b sum_t mask_bt * sum_i min(alpha_bti, c_bti) / sum_bt mask_bt`,
+    where `c_bt = sum_{t' < t} mask_bt' * alpha_bt'` is the attention the
+    locations received at the earlier real steps: a step pays for looking
+    again where the caption already looked. Unlike the doubly stochastic
+    penalty it does not ask every location to be looked at (with fewer words
+    than locations, that asks for flat attention); it only stops the
+    attention from settling on the same few locations at every step.
+    Divided by the real steps of the batch, as the cross-entropy is.
+
+    Args:
+        alpha: attention weights `(batch_size, T, L)`.
+        mask: `(batch_size, T)`, true (or 1) on real steps; `None`: all real.
+        weight: the loss's weight (See et al. use 1).
+
+    Returns:
+        A float32 scalar (0 when the batch has no real step).
+    """
+    alpha = ops.cast(alpha, "float32")
+    if mask is None:
+        mask = ops.ones(ops.shape(alpha)[:2], dtype="float32")
+    mask = ops.cast(mask, "float32")
+    seen = alpha * ops.expand_dims(mask, -1)
+    before = ops.cumsum(seen, axis=1) - seen  # what the earlier real steps attended
+    total = ops.sum(ops.minimum(seen, before))
+    return weight * total / ops.maximum(ops.sum(mask), 1.0)
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class Captioner(keras.Model):
     """CNN encoder + LSTM decoder with soft attention (Xu et al. 2015).
@@ -89,6 +119,9 @@ class Captioner(keras.Model):
             then reaches the decoder only through attention).
         doubly_stochastic: the penalty weight `lambda` (0 disables it).
             Defaults to 1, the paper's value.
+        coverage_loss: the weight of See et al.'s coverage loss
+            (`coverage_loss`), added in training like the penalty; 0 (the
+            default) disables it.
 
     Call arguments:
         inputs: dict with `caption_in` int `(batch_size, T)` (the caption
@@ -132,12 +165,17 @@ class Captioner(keras.Model):
         output_activation: str | None = None,
         init_from_image: bool = True,
         doubly_stochastic: float = 1.0,
+        coverage_loss: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if doubly_stochastic < 0:
             raise ValueError(
                 f"`doubly_stochastic` must be >= 0. Received: doubly_stochastic={doubly_stochastic}"
+            )
+        if coverage_loss < 0:
+            raise ValueError(
+                f"`coverage_loss` must be >= 0. Received: coverage_loss={coverage_loss}"
             )
         self.encoder = encoder
         self.vocab_size = vocab_size
@@ -151,6 +189,7 @@ class Captioner(keras.Model):
         self.output_activation = output_activation
         self.init_from_image = init_from_image
         self.doubly_stochastic = doubly_stochastic
+        self.coverage_loss = coverage_loss
         self.decoder = CaptionDecoder(
             vocab_size,
             embedding_dim=embedding_dim,
@@ -245,9 +284,11 @@ class Captioner(keras.Model):
 
     def call(self, inputs, training=None):
         logits, attention = self.forward_with_attention(inputs, training=training)
+        mask = ops.not_equal(inputs["caption_in"], 0)
         if training and self.doubly_stochastic > 0:
-            mask = ops.not_equal(inputs["caption_in"], 0)
             self.add_loss(doubly_stochastic_penalty(attention, mask, self.doubly_stochastic))
+        if training and self.coverage_loss > 0:
+            self.add_loss(coverage_loss(attention, mask, self.coverage_loss))
         return logits
 
     def get_config(self):
@@ -266,6 +307,7 @@ class Captioner(keras.Model):
                 "output_activation": self.output_activation,
                 "init_from_image": self.init_from_image,
                 "doubly_stochastic": self.doubly_stochastic,
+                "coverage_loss": self.coverage_loss,
             }
         )
         return config

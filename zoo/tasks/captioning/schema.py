@@ -219,6 +219,13 @@ CAPTIONING_SCHEMA = Section(
                     check=non_negative(),
                     doc="lambda of the attention penalty sum_i (1 - sum_t alpha_ti)^2",
                 ),
+                "coverage_loss": Field(
+                    float,
+                    0.0,
+                    check=non_negative(),
+                    doc="weight of See et al.'s coverage loss sum_t sum_i min(alpha_ti, "
+                    "sum_{t'<t} alpha_t'i): looking again where the caption already looked",
+                ),
             },
             validate=_validate_captioning_model,
         ),
