@@ -182,6 +182,26 @@ def counted(step_fn):
     return counting_step, calls
 
 
+def both_ways(decoder, state, memory, batch_size, max_length, **kwargs):
+    """Beam search with `stop_at_best` False and True: `(outputs, step calls)` of each."""
+    outs, calls = {}, {}
+    for stop in (False, True):
+        step_fn, calls[stop] = counted(decoder.step_fn)
+        outs[stop] = beam_search(
+            step_fn,
+            state,
+            memory,
+            batch_size=batch_size,
+            start_id=START,
+            end_id=END,
+            max_length=max_length,
+            beam_size=3,
+            stop_at_best=stop,
+            **kwargs,
+        )
+    return outs, calls
+
+
 def test_stop_at_best_stops_once_the_best_has_ended():
     # The end token first is the best output (0.9); the other beams live on,
     # every later token as likely, and never end within `max_length`.
@@ -190,20 +210,7 @@ def test_stop_at_best_stops_once_the_best_has_ended():
     probs[0, START] = [1e-3, 0.05, 0.05, 0.9]
     decoder = MarkovDecoder(probs)
     state, memory = decoder.inputs(2)
-    outs, calls = {}, {}
-    for stop in (False, True):
-        step_fn, calls[stop] = counted(decoder.step_fn)
-        outs[stop] = beam_search(
-            step_fn,
-            state,
-            memory,
-            batch_size=2,
-            start_id=START,
-            end_id=END,
-            max_length=12,
-            beam_size=3,
-            stop_at_best=stop,
-        )
+    outs, calls = both_ways(decoder, state, memory, 2, 12)
     assert len(calls[False]) == 12
     assert len(calls[True]) == 1, "the first step settles it: nothing can overtake 0.9"
     best, _ = decoder.replay(state, memory, 0, (END,))
@@ -226,21 +233,7 @@ def test_stop_at_best_returns_what_the_full_search_returns(constrained):
     for seed in range(8):
         decoder = HashDecoder(seed=40 + seed, end_bias=0.5)
         state, memory = decoder.inputs(6, seed=seed)
-        outs, calls = {}, {}
-        for stop in (False, True):
-            step_fn, calls[stop] = counted(decoder.step_fn)
-            outs[stop] = beam_search(
-                step_fn,
-                state,
-                memory,
-                batch_size=6,
-                start_id=START,
-                end_id=END,
-                max_length=10,
-                beam_size=3,
-                stop_at_best=stop,
-                **hooks,
-            )
+        outs, calls = both_ways(decoder, state, memory, 6, 10, **hooks)
         for key in ("tokens", "lengths", "attention"):
             np.testing.assert_array_equal(outs[True][key], outs[False][key], err_msg=key)
         np.testing.assert_array_equal(outs[True]["scores"], outs[False]["scores"])

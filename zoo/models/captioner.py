@@ -8,6 +8,14 @@ from keras import ops
 from zoo.models.caption_decoder import CaptionDecoder
 
 
+def _with_mask(alpha, mask):
+    """Attention `(B, T, L)` and its real-step mask `(B, T)` (all real when None), as float32."""
+    alpha = ops.cast(alpha, "float32")
+    if mask is None:
+        return alpha, ops.ones(ops.shape(alpha)[:2], dtype="float32")
+    return alpha, ops.cast(mask, "float32")
+
+
 def doubly_stochastic_penalty(alpha, mask=None, weight: float = 1.0):
     """The doubly stochastic attention penalty of Xu et al. (2015), Eq. 14.
 
@@ -35,10 +43,7 @@ def doubly_stochastic_penalty(alpha, mask=None, weight: float = 1.0):
     Returns:
         A float32 scalar (0 when the batch has no real step).
     """
-    alpha = ops.cast(alpha, "float32")
-    if mask is None:
-        mask = ops.ones(ops.shape(alpha)[:2], dtype="float32")
-    mask = ops.cast(mask, "float32")
+    alpha, mask = _with_mask(alpha, mask)
     coverage = ops.sum(alpha * ops.expand_dims(mask, -1), axis=1)  # (batch_size, L)
     total = ops.sum(ops.square(1.0 - coverage) * ops.max(mask, axis=1, keepdims=True))
     return weight * total / ops.maximum(ops.sum(mask), 1.0)
@@ -64,10 +69,7 @@ def coverage_loss(alpha, mask=None, weight: float = 1.0):
     Returns:
         A float32 scalar (0 when the batch has no real step).
     """
-    alpha = ops.cast(alpha, "float32")
-    if mask is None:
-        mask = ops.ones(ops.shape(alpha)[:2], dtype="float32")
-    mask = ops.cast(mask, "float32")
+    alpha, mask = _with_mask(alpha, mask)
     seen = alpha * ops.expand_dims(mask, -1)
     before = ops.cumsum(seen, axis=1) - seen  # what the earlier real steps attended
     total = ops.sum(ops.minimum(seen, before))
