@@ -52,10 +52,11 @@ def _sigmoid(x):
     return 1.0 / (1.0 + np.exp(-x))
 
 
+@pytest.mark.parametrize("query", CaptionDecoder.QUERIES)
 @pytest.mark.parametrize("gate,previous_word,context", SWITCHES)
-def test_step_function_reproduces_teacher_forced_scan(gate, previous_word, context):
+def test_step_function_reproduces_teacher_forced_scan(gate, previous_word, context, query):
     rng = np.random.default_rng(0)
-    decoder = _decoder(gate, previous_word, context)
+    decoder = _decoder(gate, previous_word, context, attention_query=query)
     features, tokens = _inputs(rng)
     memory = decoder.prepare_memory(features)
     logits, attention = decoder(tokens, memory)
@@ -134,11 +135,21 @@ def test_gate_scales_the_context_in_the_lstm_input(gate):
     np.testing.assert_allclose(context, expected, rtol=1e-5, atol=1e-6)
 
 
+def _lstm_by_hand(decoder, x, h0, c0):
+    kernel, recurrent, bias = _weights(decoder.cell)
+    gates = x @ kernel + h0 @ recurrent + bias
+    i, f, g, o = np.split(gates, 4, axis=-1)  # Keras LSTM gate order
+    c = _sigmoid(f) * c0 + _sigmoid(i) * np.tanh(g)
+    return _sigmoid(o) * np.tanh(c), c
+
+
+@pytest.mark.parametrize("query", CaptionDecoder.QUERIES)
 @pytest.mark.parametrize("gate,previous_word,context", SWITCHES)
-def test_first_step_by_hand(gate, previous_word, context):
-    """Attention on h_0, LSTM on [E y; beta z], deep output L_o(E y + L_h h + L_z z)."""
+def test_first_step_by_hand(gate, previous_word, context, query):
+    """Xu et al.: attention on h_0, LSTM on [E y; beta z]. Lu et al.: LSTM on
+    [E y; mean a], then attention on h_1. Both: L_o(E y + L_h h_1 + L_z z)."""
     rng = np.random.default_rng(4)
-    decoder = _decoder(gate, previous_word, context)
+    decoder = _decoder(gate, previous_word, context, attention_query=query)
     features, tokens = _inputs(rng)
     memory = decoder.prepare_memory(features)
     state = decoder.initial_state(memory)
@@ -147,15 +158,20 @@ def test_first_step_by_hand(gate, previous_word, context):
     h0, c0 = (np.asarray(s) for s in state)
     (table,) = _weights(decoder.embedding)
     embedded = table[tokens[:, 0]]
-    alpha, z = _reference_attention(decoder, h0, features)
-    if gate:
-        kernel, bias = _weights(decoder.beta_dense)
-        z = _sigmoid(h0 @ kernel + bias) * z
-    kernel, recurrent, bias = _weights(decoder.cell)
-    gates = np.concatenate([embedded, z], -1) @ kernel + h0 @ recurrent + bias
-    i, f, g, o = np.split(gates, 4, axis=-1)  # Keras LSTM gate order
-    c = _sigmoid(f) * c0 + _sigmoid(i) * np.tanh(g)
-    h = _sigmoid(o) * np.tanh(c)
+
+    def gated_attention(query_state):
+        alpha, z = _reference_attention(decoder, query_state, features)
+        if gate:
+            kernel, bias = _weights(decoder.beta_dense)
+            z = _sigmoid(query_state @ kernel + bias) * z
+        return alpha, z
+
+    if query == "previous":
+        alpha, z = gated_attention(h0)
+        h, c = _lstm_by_hand(decoder, np.concatenate([embedded, z], -1), h0, c0)
+    else:
+        h, c = _lstm_by_hand(decoder, np.concatenate([embedded, features.mean(1)], -1), h0, c0)
+        alpha, z = gated_attention(h)
     kernel, bias = _weights(decoder.hidden_to_output)
     output = h @ kernel + bias
     if previous_word:
@@ -199,12 +215,14 @@ def test_config_round_trip():
         output_context=True,
         output_activation="tanh",
         init_from_image=False,
+        attention_query="current",
         name="caption_decoder",
     )
     clone = CaptionDecoder.from_config(decoder.get_config())
     assert clone.get_config() == decoder.get_config()
     assert clone.get_config()["output_activation"] == "tanh"
     assert clone.init_from_image is False
+    assert clone.attention_query == "current"
 
 
 def test_errors_say_what_was_received():
@@ -212,5 +230,7 @@ def test_errors_say_what_was_received():
         CaptionDecoder(VOCAB, units=0)
     with pytest.raises(ValueError, match="dropout=1.5"):
         CaptionDecoder(VOCAB, dropout=1.5)
+    with pytest.raises(ValueError, match="attention_query='next'"):
+        CaptionDecoder(VOCAB, attention_query="next")
     with pytest.raises(ValueError, match=r"features_shape=\(None, 5\)"):
         CaptionDecoder(VOCAB).build((None, 5))

@@ -206,9 +206,10 @@ def test_images_and_precomputed_features_give_the_same_outputs():
         np.testing.assert_allclose(memory["values"], features, rtol=1e-6)
 
 
-def test_step_reproduces_the_teacher_forced_call():
+@pytest.mark.parametrize("query", ["previous", "current"])
+def test_step_reproduces_the_teacher_forced_call(query):
     rng = np.random.default_rng(3)
-    model = _model(gate=False, output_previous_word=False)
+    model = _model(gate=False, output_previous_word=False, attention_query=query)
     images, caption_in, _ = _batch(rng)
     logits, attention = model.forward_with_attention({"image": images, "caption_in": caption_in})
     memory = model.encode(images)
@@ -221,7 +222,9 @@ def test_step_reproduces_the_teacher_forced_call():
 
 def test_keras_file_round_trip_keeps_weights(tmp_path):
     rng = np.random.default_rng(5)
-    model = _model(dropout=0.1, output_activation="tanh", doubly_stochastic=0.5)
+    model = _model(
+        dropout=0.1, output_activation="tanh", doubly_stochastic=0.5, attention_query="current"
+    )
     model.compile(optimizer="adam", loss=MaskedSparseCrossentropy(), metrics=[MaskedAccuracy()])
     images, caption_in, caption = _batch(rng)
     inputs = {"image": images, "caption_in": caption_in}
@@ -232,6 +235,7 @@ def test_keras_file_round_trip_keeps_weights(tmp_path):
     assert isinstance(reloaded, Captioner) and isinstance(reloaded.encoder, TinyEncoder)
     # The reloaded nested encoder config holds lists where the original has tuples.
     assert reloaded.get_config() == json.loads(json.dumps(model.get_config()))
+    assert reloaded.decoder.attention_query == "current"
     np.testing.assert_allclose(model(inputs), reloaded(inputs), rtol=1e-5, atol=1e-6)
     assert reloaded.optimizer.iterations.numpy() == 1
 

@@ -33,6 +33,12 @@ class CaptionDecoder(keras.layers.Layer):
       where the first term is kept when `output_previous_word` and the last
       when `output_context`; dropout is applied to the vector before `L_o`.
 
+    With `attention_query="current"` the step is Lu et al.'s (2017) spatial
+    attention model instead: the LSTM reads `[E y_{t-1}; mean_i a_i]` first,
+    giving `h_t, c_t`, and the attention is queried by that current `h_t`
+    (so is the gate), so the word about to be written steers where the
+    step looks, and `z_t` goes only to the deep output, not the recurrence.
+
     The initial state (section 3.1.2) is `h_0 = tanh(f_init_h(mean_i a_i))`,
     `c_0 = tanh(f_init_c(mean_i a_i))`. With `init_from_image=False` it is
     the same layers' learned constant, `tanh(f_init(0))`: the image reaches
@@ -83,9 +89,14 @@ class CaptionDecoder(keras.layers.Layer):
     ```
 
     References:
-        Xu et al. 2015, [Show, Attend and Tell: Neural Image Caption Generation
-        with Visual Attention](https://arxiv.org/abs/1502.03044).
+        - Xu et al. 2015, [Show, Attend and Tell: Neural Image Caption
+          Generation with Visual Attention](https://arxiv.org/abs/1502.03044).
+        - Lu et al. 2017, [Knowing When to Look: Adaptive Attention via A
+          Visual Sentinel for Image Captioning](https://arxiv.org/abs/1612.01887)
+          (the spatial attention model, section 2.2).
     """
+
+    QUERIES = ("previous", "current")
 
     def __init__(
         self,
@@ -99,9 +110,15 @@ class CaptionDecoder(keras.layers.Layer):
         output_context: bool = True,
         output_activation: str | None = None,
         init_from_image: bool = True,
+        attention_query: str = "previous",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if attention_query not in self.QUERIES:
+            raise ValueError(
+                f"`attention_query` must be one of {self.QUERIES}. "
+                f"Received: attention_query={attention_query!r}"
+            )
         for name, value in (
             ("vocab_size", vocab_size),
             ("embedding_dim", embedding_dim),
@@ -122,6 +139,7 @@ class CaptionDecoder(keras.layers.Layer):
         self.output_context = output_context
         self.output_activation = output_activation
         self.init_from_image = init_from_image
+        self.attention_query = attention_query
         self._activation = keras.activations.get(output_activation)
 
         policy = self.dtype_policy
@@ -187,18 +205,29 @@ class CaptionDecoder(keras.layers.Layer):
             mean = ops.zeros_like(mean)
         return (self.init_h(mean), self.init_c(mean))
 
-    def lstm_input(self, embedded, h_prev, memory: dict, training=None):
-        """The LSTM input `[E y_{t-1}; beta_t z_t]` of one step.
-
-        Returns `(lstm_input (N, embedding_dim + D), context (N, D),
-        attention (N, L))`, where `context` is the gated `beta_t z_t` (just
-        `z_t` without the gate).
-        """
+    def attend(self, query, memory: dict, training=None):
+        """The gated context `beta z` `(N, D)` (just `z` without the gate) and attention `(N, L)`."""
         context, attention = self.attention_layer.attend(
-            h_prev, memory["keys"], memory["values"], training=training
+            query, memory["keys"], memory["values"], training=training
         )
         if self.beta_dense is not None:
-            context = self.beta_dense(h_prev) * context
+            context = self.beta_dense(query) * context
+        return context, attention
+
+    def lstm_input(self, embedded, h_prev, memory: dict, training=None):
+        """The LSTM input of one step.
+
+        With the paper's `attention_query="previous"` it is `[E y_{t-1};
+        beta_t z_t]`, and returns `(lstm_input (N, embedding_dim + D), context
+        (N, D), attention (N, L))`, where `context` is the gated `beta_t z_t`
+        (just `z_t` without the gate). With `"current"` it is `[E y_{t-1};
+        mean_i a_i]`, and `context` and `attention` are `None` (the step
+        attends after the LSTM).
+        """
+        if self.attention_query == "current":
+            mean = ops.mean(memory["values"], axis=1)
+            return ops.concatenate([embedded, mean], -1), None, None
+        context, attention = self.attend(h_prev, memory, training=training)
         return ops.concatenate([embedded, context], -1), context, attention
 
     def step_embedded(self, embedded, state, memory: dict, training=None):
@@ -211,6 +240,8 @@ class CaptionDecoder(keras.layers.Layer):
         h_prev, c_prev = state
         x, context, attention = self.lstm_input(embedded, h_prev, memory, training=training)
         h, (h, c) = self.cell(x, [h_prev, c_prev], training=training)
+        if context is None:
+            context, attention = self.attend(h, memory, training=training)
         output = self.hidden_to_output(h)
         if self.output_previous_word:
             output = output + embedded
@@ -264,6 +295,7 @@ class CaptionDecoder(keras.layers.Layer):
                 "output_context": self.output_context,
                 "output_activation": self.output_activation,
                 "init_from_image": self.init_from_image,
+                "attention_query": self.attention_query,
             }
         )
         return config

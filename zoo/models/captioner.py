@@ -119,6 +119,9 @@ class Captioner(keras.Model):
         init_from_image: the decoder's initial state from the mean
             annotation vector (the paper), or a learned constant (the image
             then reaches the decoder only through attention).
+        attention_query: `"previous"` (the paper: the attention reads
+            `h_{t-1}`) or `"current"` (Lu et al. 2017: it reads `h_t`, after
+            the LSTM step); see `CaptionDecoder`.
         doubly_stochastic: the penalty weight `lambda` (0 disables it).
             Defaults to 1, the paper's value.
         coverage_loss: the weight of See et al.'s coverage loss
@@ -166,6 +169,7 @@ class Captioner(keras.Model):
         output_context: bool = True,
         output_activation: str | None = None,
         init_from_image: bool = True,
+        attention_query: str = "previous",
         doubly_stochastic: float = 1.0,
         coverage_loss: float = 0.0,
         **kwargs,
@@ -190,6 +194,7 @@ class Captioner(keras.Model):
         self.output_context = output_context
         self.output_activation = output_activation
         self.init_from_image = init_from_image
+        self.attention_query = attention_query
         self.doubly_stochastic = doubly_stochastic
         self.coverage_loss = coverage_loss
         self.decoder = CaptionDecoder(
@@ -203,6 +208,7 @@ class Captioner(keras.Model):
             output_context=output_context,
             output_activation=output_activation,
             init_from_image=init_from_image,
+            attention_query=attention_query,
             name="decoder",
             dtype=self.dtype_policy,
         )
@@ -308,6 +314,7 @@ class Captioner(keras.Model):
                 "output_context": self.output_context,
                 "output_activation": self.output_activation,
                 "init_from_image": self.init_from_image,
+                "attention_query": self.attention_query,
                 "doubly_stochastic": self.doubly_stochastic,
                 "coverage_loss": self.coverage_loss,
             }

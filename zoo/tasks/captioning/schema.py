@@ -210,6 +210,13 @@ CAPTIONING_SCHEMA = Section(
                     doc="the LSTM's initial state from the mean annotation vector (the paper); "
                     "false: a learned constant, the image seen only through attention",
                 ),
+                "attention_query": Field(
+                    str,
+                    "previous",
+                    choices=("previous", "current"),
+                    doc="previous: the attention reads h_{t-1} (the paper); current: it reads "
+                    "h_t after the LSTM step (Lu et al. 2017's spatial attention)",
+                ),
                 "output_activation": Field(
                     str, None, choices=("tanh",), doc="null: Eq. 7 as printed; tanh"
                 ),
