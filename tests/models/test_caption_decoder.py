@@ -188,6 +188,70 @@ def test_first_step_by_hand(gate, previous_word, context, query):
     np.testing.assert_allclose(logits, output @ kernel + bias, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("gate", [True, False])
+def test_sentinel_step_by_hand(gate):
+    """Lu et al.: s = sigmoid(W [x; h_0]) * tanh(c_1), softmax over the cells and s,
+    context sum_i alpha_i a_i + beta W_v s; the cells' weights sum to 1 - beta."""
+    rng = np.random.default_rng(8)
+    decoder = _decoder(gate, attention_query="current", sentinel=True)
+    features, tokens = _inputs(rng)
+    memory = decoder.prepare_memory(features)
+    state = decoder.initial_state(memory)
+    logits, (h1, c1), attention = decoder.step(tokens[:, 0], state, memory)
+
+    h0, c0 = (np.asarray(s) for s in state)
+    (table,) = _weights(decoder.embedding)
+    embedded = table[tokens[:, 0]]
+    x = np.concatenate([embedded, features.mean(1)], -1)
+    h, c = _lstm_by_hand(decoder, x, h0, c0)
+    kernel, bias = _weights(decoder.sentinel_gate)
+    sentinel = _sigmoid(np.concatenate([x, h0], -1) @ kernel + bias) * np.tanh(c)
+    (w,), (u, b) = (
+        _weights(decoder.attention_layer.query_dense),
+        _weights(decoder.attention_layer.key_dense),
+    )
+    kernel, bias = _weights(decoder.sentinel_key)
+    keys = np.concatenate([features @ u + b, (sentinel @ kernel + bias)[:, None]], 1)
+    scores = np.tanh((h @ w)[:, None, :] + keys) @ np.asarray(decoder.attention_layer.v)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    alpha, beta = weights[:, :-1], weights[:, -1:]
+    assert np.all(beta > 1e-3)  # the sentinel takes a share
+    (kernel,) = _weights(decoder.sentinel_value)
+    z = np.einsum("bl,bld->bd", alpha, features) + beta * (sentinel @ kernel)
+    if gate:
+        kernel, bias = _weights(decoder.beta_dense)
+        z = _sigmoid(h @ kernel + bias) * z
+    kernel, bias = _weights(decoder.hidden_to_output)
+    (context_kernel,) = _weights(decoder.context_to_output)
+    output = h @ kernel + bias + embedded + z @ context_kernel
+    kernel, bias = _weights(decoder.logits_dense)
+    np.testing.assert_allclose(h1, h, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(c1, c, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(attention, alpha, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(attention).sum(-1), 1.0 - beta[:, 0], rtol=1e-4)
+    np.testing.assert_allclose(logits, output @ kernel + bias, rtol=1e-4, atol=1e-5)
+
+
+def test_sentinel_step_reproduces_teacher_forced_scan_and_round_trips(tmp_path):
+    rng = np.random.default_rng(9)
+    decoder = _decoder(attention_query="current", sentinel=True)
+    features, tokens = _inputs(rng)
+    memory = decoder.prepare_memory(features)
+    logits, attention = decoder(tokens, memory)
+    state = decoder.initial_state(memory)
+    for t in range(tokens.shape[1]):
+        step_logits, state, step_attention = decoder.step(tokens[:, t], state, memory)
+        np.testing.assert_allclose(step_logits, logits[:, t], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(step_attention, attention[:, t], rtol=1e-4, atol=1e-6)
+    assert np.all(np.asarray(attention).sum(-1) < 1.0)
+    clone = CaptionDecoder.from_config(decoder.get_config())
+    clone.build((None, LOCATIONS, DEPTH))
+    assert clone.sentinel and len(clone.weights) == len(decoder.weights)
+    clone.set_weights(decoder.get_weights())
+    np.testing.assert_allclose(clone(tokens, clone.prepare_memory(features))[0], logits, rtol=1e-5)
+
+
 def test_dropout_acts_only_in_training():
     rng = np.random.default_rng(5)
     decoder = _decoder(dropout=0.5)
@@ -232,5 +296,7 @@ def test_errors_say_what_was_received():
         CaptionDecoder(VOCAB, dropout=1.5)
     with pytest.raises(ValueError, match="attention_query='next'"):
         CaptionDecoder(VOCAB, attention_query="next")
+    with pytest.raises(ValueError, match="needs attention_query='current'"):
+        CaptionDecoder(VOCAB, sentinel=True)
     with pytest.raises(ValueError, match=r"features_shape=\(None, 5\)"):
         CaptionDecoder(VOCAB).build((None, 5))

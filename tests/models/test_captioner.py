@@ -223,7 +223,11 @@ def test_step_reproduces_the_teacher_forced_call(query):
 def test_keras_file_round_trip_keeps_weights(tmp_path):
     rng = np.random.default_rng(5)
     model = _model(
-        dropout=0.1, output_activation="tanh", doubly_stochastic=0.5, attention_query="current"
+        dropout=0.1,
+        output_activation="tanh",
+        doubly_stochastic=0.5,
+        attention_query="current",
+        sentinel=True,
     )
     model.compile(optimizer="adam", loss=MaskedSparseCrossentropy(), metrics=[MaskedAccuracy()])
     images, caption_in, caption = _batch(rng)
@@ -235,7 +239,7 @@ def test_keras_file_round_trip_keeps_weights(tmp_path):
     assert isinstance(reloaded, Captioner) and isinstance(reloaded.encoder, TinyEncoder)
     # The reloaded nested encoder config holds lists where the original has tuples.
     assert reloaded.get_config() == json.loads(json.dumps(model.get_config()))
-    assert reloaded.decoder.attention_query == "current"
+    assert reloaded.decoder.attention_query == "current" and reloaded.decoder.sentinel
     np.testing.assert_allclose(model(inputs), reloaded(inputs), rtol=1e-5, atol=1e-6)
     assert reloaded.optimizer.iterations.numpy() == 1
 

@@ -197,6 +197,8 @@ def test_recipe_errors_name_the_key(tmp_path):
         resolve_recipe({"task": "captioning", "model": {"encoder": {"backbone": "resnet51"}}})
     with pytest.raises(RecipeError, match=r"train\.jit_compile"):
         resolve_recipe({"task": "captioning", "train": {"jit_compile": True}})
+    with pytest.raises(RecipeError, match=r"model\.sentinel.*attention_query: current"):
+        resolve_recipe({"task": "captioning", "model": {"sentinel": True}})
 
 
 def test_missing_weights_file_fails_before_training_and_says_how(tmp_path):

@@ -38,6 +38,15 @@ class CaptionDecoder(keras.layers.Layer):
     giving `h_t, c_t`, and the attention is queried by that current `h_t`
     (so is the gate), so the word about to be written steers where the
     step looks, and `z_t` goes only to the deep output, not the recurrence.
+    With `sentinel=True` (and `"current"`) the step also has Lu et al.'s
+    visual sentinel, a vector `s_t = sigmoid(W_x x_t + W_h h_{t-1}) * tanh(c_t)`
+    made from what the LSTM remembers, scored as one more location: the
+    softmax runs over the `L` cells and the sentinel, and its weight
+    `beta_t` (the last one) is the share of the step taken from the language
+    model rather than the image, so a word like "a" or "of" need not look
+    anywhere. The context is then `sum_i alpha_ti a_i + beta_t W_v s_t`
+    (`W_v` maps the sentinel into the annotation space), and the attention
+    returned is the `alpha_ti` of the cells, which sum to `1 - beta_t`.
 
     The initial state (section 3.1.2) is `h_0 = tanh(f_init_h(mean_i a_i))`,
     `c_0 = tanh(f_init_c(mean_i a_i))`. With `init_from_image=False` it is
@@ -71,7 +80,7 @@ class CaptionDecoder(keras.layers.Layer):
     Returns:
         `(logits, attention)`: float32 logits `(batch_size, T, vocab_size)` and
         the attention weights `(batch_size, T, L)` of every step (each row sums
-        to 1 over `L`).
+        to 1 over `L`, or to `1 - beta_t` with the sentinel).
 
     The state of a step is the tuple `(h, c)`, each `(batch_size, units)`. The
     memory is a dict `{"values": a (batch_size, L, D), "keys": U a
@@ -111,6 +120,7 @@ class CaptionDecoder(keras.layers.Layer):
         output_activation: str | None = None,
         init_from_image: bool = True,
         attention_query: str = "previous",
+        sentinel: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -118,6 +128,11 @@ class CaptionDecoder(keras.layers.Layer):
             raise ValueError(
                 f"`attention_query` must be one of {self.QUERIES}. "
                 f"Received: attention_query={attention_query!r}"
+            )
+        if sentinel and attention_query != "current":
+            raise ValueError(
+                "The visual sentinel (`sentinel=True`) is scored against the current state: it "
+                f"needs attention_query='current'. Received: attention_query={attention_query!r}"
             )
         for name, value in (
             ("vocab_size", vocab_size),
@@ -140,6 +155,7 @@ class CaptionDecoder(keras.layers.Layer):
         self.output_activation = output_activation
         self.init_from_image = init_from_image
         self.attention_query = attention_query
+        self.sentinel = sentinel
         self._activation = keras.activations.get(output_activation)
 
         policy = self.dtype_policy
@@ -155,6 +171,14 @@ class CaptionDecoder(keras.layers.Layer):
             else None
         )
         self.cell = keras.layers.LSTMCell(units, name="lstm_cell", dtype=policy)
+        if sentinel:
+            self.sentinel_gate = keras.layers.Dense(
+                units, activation="sigmoid", name="sentinel_gate", dtype=policy
+            )
+            self.sentinel_key = keras.layers.Dense(
+                attention_units, name="sentinel_key", dtype=policy
+            )
+            self.sentinel_value = None  # maps into the annotation space: made in `build`
         self.hidden_to_output = keras.layers.Dense(
             embedding_dim, name="hidden_to_output", dtype=policy
         )
@@ -184,6 +208,13 @@ class CaptionDecoder(keras.layers.Layer):
         if self.beta_dense is not None:
             self.beta_dense.build((batch, self.units))
         self.cell.build((batch, self.embedding_dim + feature_dim))
+        if self.sentinel:
+            self.sentinel_gate.build((batch, self.embedding_dim + feature_dim + self.units))
+            self.sentinel_key.build((batch, self.units))
+            self.sentinel_value = keras.layers.Dense(
+                feature_dim, use_bias=False, name="sentinel_value", dtype=self.dtype_policy
+            )
+            self.sentinel_value.build((batch, self.units))
         self.hidden_to_output.build((batch, self.units))
         if self.context_to_output is not None:
             self.context_to_output.build((batch, feature_dim))
@@ -214,6 +245,26 @@ class CaptionDecoder(keras.layers.Layer):
             context = self.beta_dense(query) * context
         return context, attention
 
+    def attend_with_sentinel(self, query, sentinel, memory: dict):
+        """Attention over the cells and the sentinel `(N, units)` (Lu et al. 2017, Eq. 11-12).
+
+        Returns the gated context `sum_i alpha_i a_i + beta W_v s` `(N, D)`
+        and the cells' weights `alpha` `(N, L)`, which sum to `1 - beta`.
+        """
+        keys = ops.concatenate(
+            [memory["keys"], ops.expand_dims(self.sentinel_key(sentinel), 1)], axis=1
+        )
+        scores = self.attention_layer.score(ops.expand_dims(query, 1), keys)[:, 0]
+        weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        weights = ops.cast(weights, self.compute_dtype)
+        cells, beta = weights[:, :-1], weights[:, -1:]
+        values = memory["values"]
+        context = ops.einsum("bl,bld->bd", cells, ops.cast(values, cells.dtype))
+        context = context + beta * self.sentinel_value(sentinel)
+        if self.beta_dense is not None:
+            context = self.beta_dense(query) * context
+        return context, cells
+
     def lstm_input(self, embedded, h_prev, memory: dict, training=None):
         """The LSTM input of one step.
 
@@ -240,7 +291,10 @@ class CaptionDecoder(keras.layers.Layer):
         h_prev, c_prev = state
         x, context, attention = self.lstm_input(embedded, h_prev, memory, training=training)
         h, (h, c) = self.cell(x, [h_prev, c_prev], training=training)
-        if context is None:
+        if self.sentinel:
+            sentinel = self.sentinel_gate(ops.concatenate([x, h_prev], -1)) * ops.tanh(c)
+            context, attention = self.attend_with_sentinel(h, sentinel, memory)
+        elif context is None:
             context, attention = self.attend(h, memory, training=training)
         output = self.hidden_to_output(h)
         if self.output_previous_word:
@@ -296,6 +350,7 @@ class CaptionDecoder(keras.layers.Layer):
                 "output_activation": self.output_activation,
                 "init_from_image": self.init_from_image,
                 "attention_query": self.attention_query,
+                "sentinel": self.sentinel,
             }
         )
         return config

@@ -122,6 +122,8 @@ class Captioner(keras.Model):
         attention_query: `"previous"` (the paper: the attention reads
             `h_{t-1}`) or `"current"` (Lu et al. 2017: it reads `h_t`, after
             the LSTM step); see `CaptionDecoder`.
+        sentinel: Lu et al.'s visual sentinel, a location the attention can
+            choose instead of the image (needs `attention_query="current"`).
         doubly_stochastic: the penalty weight `lambda` (0 disables it).
             Defaults to 1, the paper's value.
         coverage_loss: the weight of See et al.'s coverage loss
@@ -170,6 +172,7 @@ class Captioner(keras.Model):
         output_activation: str | None = None,
         init_from_image: bool = True,
         attention_query: str = "previous",
+        sentinel: bool = False,
         doubly_stochastic: float = 1.0,
         coverage_loss: float = 0.0,
         **kwargs,
@@ -195,6 +198,7 @@ class Captioner(keras.Model):
         self.output_activation = output_activation
         self.init_from_image = init_from_image
         self.attention_query = attention_query
+        self.sentinel = sentinel
         self.doubly_stochastic = doubly_stochastic
         self.coverage_loss = coverage_loss
         self.decoder = CaptionDecoder(
@@ -209,6 +213,7 @@ class Captioner(keras.Model):
             output_activation=output_activation,
             init_from_image=init_from_image,
             attention_query=attention_query,
+            sentinel=sentinel,
             name="decoder",
             dtype=self.dtype_policy,
         )
@@ -315,6 +320,7 @@ class Captioner(keras.Model):
                 "output_activation": self.output_activation,
                 "init_from_image": self.init_from_image,
                 "attention_query": self.attention_query,
+                "sentinel": self.sentinel,
                 "doubly_stochastic": self.doubly_stochastic,
                 "coverage_loss": self.coverage_loss,
             }

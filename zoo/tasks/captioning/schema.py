@@ -70,6 +70,12 @@ def _validate_captioning_model(model: dict, path: str) -> None:
             "path of a weights file",
             key=_join(path, "encoder.weights"),
         )
+    if model["sentinel"] and model["attention_query"] != "current":
+        raise RecipeError(
+            "the visual sentinel is scored against the current LSTM state: set "
+            "attention_query: current",
+            key=_join(path, "sentinel"),
+        )
 
 
 # Objects in a synthetic scene: one to three (one to a cell of a 3 x 3 grid, in a row or column).
@@ -216,6 +222,12 @@ CAPTIONING_SCHEMA = Section(
                     choices=("previous", "current"),
                     doc="previous: the attention reads h_{t-1} (the paper); current: it reads "
                     "h_t after the LSTM step (Lu et al. 2017's spatial attention)",
+                ),
+                "sentinel": Field(
+                    bool,
+                    False,
+                    doc="Lu et al.'s visual sentinel: the attention may take a step's context "
+                    "from the LSTM's memory instead of the image (needs attention_query: current)",
                 ),
                 "output_activation": Field(
                     str, None, choices=("tanh",), doc="null: Eq. 7 as printed; tanh"
