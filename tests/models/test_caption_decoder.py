@@ -143,13 +143,14 @@ def _lstm_by_hand(decoder, x, h0, c0):
     return _sigmoid(o) * np.tanh(c), c
 
 
-@pytest.mark.parametrize("query", CaptionDecoder.QUERIES)
+@pytest.mark.parametrize("query,image", [("previous", True), ("current", True), ("current", False)])
 @pytest.mark.parametrize("gate,previous_word,context", SWITCHES)
-def test_first_step_by_hand(gate, previous_word, context, query):
+def test_first_step_by_hand(gate, previous_word, context, query, image):
     """Xu et al.: attention on h_0, LSTM on [E y; beta z]. Lu et al.: LSTM on
-    [E y; mean a], then attention on h_1. Both: L_o(E y + L_h h_1 + L_z z)."""
+    [E y; mean a] (zeros without init_from_image), then attention on h_1.
+    Both: L_o(E y + L_h h_1 + L_z z)."""
     rng = np.random.default_rng(4)
-    decoder = _decoder(gate, previous_word, context, attention_query=query)
+    decoder = _decoder(gate, previous_word, context, attention_query=query, init_from_image=image)
     features, tokens = _inputs(rng)
     memory = decoder.prepare_memory(features)
     state = decoder.initial_state(memory)
@@ -170,7 +171,8 @@ def test_first_step_by_hand(gate, previous_word, context, query):
         alpha, z = gated_attention(h0)
         h, c = _lstm_by_hand(decoder, np.concatenate([embedded, z], -1), h0, c0)
     else:
-        h, c = _lstm_by_hand(decoder, np.concatenate([embedded, features.mean(1)], -1), h0, c0)
+        mean = features.mean(1) if image else np.zeros_like(features.mean(1))
+        h, c = _lstm_by_hand(decoder, np.concatenate([embedded, mean], -1), h0, c0)
         alpha, z = gated_attention(h)
     kernel, bias = _weights(decoder.hidden_to_output)
     output = h @ kernel + bias

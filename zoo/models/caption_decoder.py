@@ -34,7 +34,8 @@ class CaptionDecoder(keras.layers.Layer):
       when `output_context`; dropout is applied to the vector before `L_o`.
 
     With `attention_query="current"` the step is Lu et al.'s (2017) spatial
-    attention model instead: the LSTM reads `[E y_{t-1}; mean_i a_i]` first,
+    attention model instead: the LSTM reads `[E y_{t-1}; mean_i a_i]` first
+    (zeros for the mean with `init_from_image=False`),
     giving `h_t, c_t`, and the attention is queried by that current `h_t`
     (so is the gate), so the word about to be written steers where the
     step looks, and `z_t` goes only to the deep output, not the recurrence.
@@ -68,7 +69,10 @@ class CaptionDecoder(keras.layers.Layer):
             `"tanh"` is what the authors' Theano code does.
         init_from_image: whether the initial state is computed from the mean
             annotation vector (the paper) or is a learned constant, the same
-            for every image. Defaults to `True`.
+            for every image; with `attention_query="current"`, `False` also
+            gives the LSTM zeros where it would read the mean annotation
+            vector, so that the image reaches the words only through the
+            attention. Defaults to `True`.
 
     Call arguments:
         tokens_in: int `(batch_size, T)`, the caption shifted right (starting
@@ -277,6 +281,8 @@ class CaptionDecoder(keras.layers.Layer):
         """
         if self.attention_query == "current":
             mean = ops.mean(memory["values"], axis=1)
+            if not self.init_from_image:
+                mean = ops.zeros_like(mean)
             return ops.concatenate([embedded, mean], -1), None, None
         context, attention = self.attend(h_prev, memory, training=training)
         return ops.concatenate([embedded, context], -1), context, attention
