@@ -125,6 +125,24 @@ def test_training_call_adds_the_penalty_of_the_models_own_attention():
     assert no_penalty.losses == []
 
 
+def test_with_the_sentinel_the_attention_losses_read_where_not_how_much():
+    rng = np.random.default_rng(2)
+    model = _model(
+        doubly_stochastic=0.7, coverage_loss=0.3, attention_query="current", sentinel=True
+    )
+    images, caption_in, _ = _batch(rng)
+    inputs = {"image": images, "caption_in": caption_in}
+    model(inputs, training=True)
+    _, attention = model.forward_with_attention(inputs)
+    attention = np.asarray(attention)
+    totals = attention.sum(-1, keepdims=True)
+    assert np.all(totals < 1.0 - 1e-3)  # the sentinel's share
+    spatial, mask = attention / totals, caption_in != 0
+    penalty, coverage = (float(loss) for loss in model.losses)
+    np.testing.assert_allclose(penalty, _penalty_by_hand(spatial, mask, 0.7), rtol=1e-5)
+    np.testing.assert_allclose(coverage, float(coverage_loss(spatial, mask, 0.3)), rtol=1e-5)
+
+
 def test_coverage_loss_matches_a_hand_computation():
     alpha = np.array(
         [

@@ -124,6 +124,10 @@ class Captioner(keras.Model):
             the LSTM step); see `CaptionDecoder`.
         sentinel: Lu et al.'s visual sentinel, a location the attention can
             choose instead of the image (needs `attention_query="current"`).
+            The penalty and the coverage loss then read the cells' weights
+            divided by their sum: where on the image a step looks, not how
+            much (with the cells' own weights the penalty would push the
+            sentinel's share to zero).
         doubly_stochastic: the penalty weight `lambda` (0 disables it).
             Defaults to 1, the paper's value.
         coverage_loss: the weight of See et al.'s coverage loss
@@ -298,6 +302,11 @@ class Captioner(keras.Model):
     def call(self, inputs, training=None):
         logits, attention = self.forward_with_attention(inputs, training=training)
         mask = ops.not_equal(inputs["caption_in"], 0)
+        if self.sentinel:
+            # The penalties ask where on the image a caption looks, not how much
+            # it looks: the cells' weights over their sum (1 - beta).
+            total = ops.sum(ops.cast(attention, "float32"), axis=-1, keepdims=True)
+            attention = ops.cast(attention, "float32") / ops.maximum(total, 1e-6)
         if training and self.doubly_stochastic > 0:
             self.add_loss(doubly_stochastic_penalty(attention, mask, self.doubly_stochastic))
         if training and self.coverage_loss > 0:
