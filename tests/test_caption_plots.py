@@ -160,6 +160,14 @@ def test_plot_caption_attention_titles_and_no_ticks():
     assert image_axes(titled)[0].get_title() == "photo"
 
 
+def test_plot_caption_attention_titles_the_images_share_when_a_sentinel_took_some():
+    attention = caption_attention(3)
+    attention[1] *= 0.42  # a sentinel took 0.58 of the second word's step
+    figure = plot_caption_attention(gradient_image(), WORDS[:3], attention)
+    titles = [ax.get_title() for ax in image_axes(figure)]
+    assert titles == ["image", WORDS[0], f"{WORDS[1]} (image 0.42)", WORDS[2]]
+
+
 def test_plot_caption_attention_accepts_bytes_words():
     figure = plot_caption_attention(
         gradient_image(), [b"\xc3\xa9t\xc3\xa9", b"dog"], np.ones((2, 9))

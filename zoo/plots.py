@@ -259,6 +259,9 @@ def plot_caption_attention(
     and the rest is dimmed to a quarter, still recognisable; this reads more
     clearly than the paper's white alpha mask, which washes out the very
     region it points at. Each panel is about 2 inches on its longer side.
+    Where a step's weights sum to less than 1 (a model with a visual
+    sentinel, which took the rest), its title adds the image's share, as in
+    "dog (image 0.84)"; Lu et al. (2017) plot the same per word.
 
     Args:
         image: ``(H, W, 3)`` RGB array, uint8 or float with values in
@@ -327,12 +330,19 @@ def plot_caption_attention(
     row_matrix = _upsampling_matrix(grids.shape[1], height, smooth)
     column_matrix = _upsampling_matrix(grids.shape[2], width, smooth)
     for step, label in enumerate(labels):
+        share = float(grids[step].sum())
+        if share < _FULL_SHARE:
+            label = f"{label} (image {share:.2f})"
         attended = _scale_to_unit_peak(row_matrix @ grids[step] @ column_matrix.T)
         brightness = _UNATTENDED_BRIGHTNESS + (1.0 - _UNATTENDED_BRIGHTNESS) * attended
         panel(step + 1, pixels * brightness[:, :, np.newaxis], label)
     if path is not None:
         save_figure(figure, path)
     return figure
+
+
+# A step whose weights sum below this gave the rest to a sentinel (softmax rows sum to 1).
+_FULL_SHARE = 0.995
 
 
 def _pixel_shape(image_shape) -> tuple[int, int]:
