@@ -237,13 +237,44 @@ def test_sentinel_step_by_hand(gate):
     np.testing.assert_allclose(logits, output @ kernel + bias, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("query,sentinel", [("previous", False), ("current", True)])
+def test_general_score_by_hand(query, sentinel):
+    """Luong's general score h^T W_a a: the first step's attention, and the step against the scan."""
+    decoder = _decoder(attention_query=query, sentinel=sentinel, attention_score="general")
+    features, _, (h0, _), (_, (h1, _), attention) = _first_step(decoder, 10)
+    (kernel,) = _weights(decoder.attention_layer.key_dense)
+    assert kernel.shape == (DEPTH, UNITS)
+    h = h0 if query == "previous" else h1
+    scores = np.einsum("bu,blu->bl", h, features @ kernel)
+    expected = np.exp(scores - scores.max(-1, keepdims=True))
+    expected /= expected.sum(-1, keepdims=True)
+    cells = np.asarray(attention)
+    if sentinel:
+        kernel, _ = _weights(decoder.sentinel_key)
+        assert kernel.shape == (UNITS, UNITS)  # into the keys' space, the query's size
+        # The cells' weights are the softmax of their scores, scaled by 1 - beta.
+        assert np.all(cells.sum(-1) < 1.0 - 1e-3)
+        cells = cells / cells.sum(-1, keepdims=True)
+    np.testing.assert_allclose(cells, expected, rtol=1e-4, atol=1e-6)
+    rng = np.random.default_rng(11)
+    features, tokens = _inputs(rng)
+    memory = decoder.prepare_memory(features)
+    logits, scan_attention = decoder(tokens, memory)
+    state = decoder.initial_state(memory)
+    for t in range(tokens.shape[1]):
+        step_logits, state, step_attention = decoder.step(tokens[:, t], state, memory)
+        np.testing.assert_allclose(step_logits, logits[:, t], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(step_attention, scan_attention[:, t], rtol=1e-4, atol=1e-6)
+
+
 def test_sentinel_config_round_trip():
     rng = np.random.default_rng(9)
-    decoder = _decoder(attention_query="current", sentinel=True)
+    decoder = _decoder(attention_query="current", sentinel=True, attention_score="general")
     features, tokens = _inputs(rng)
     logits, _ = decoder(tokens, decoder.prepare_memory(features))
     clone = CaptionDecoder.from_config(decoder.get_config())
     clone.build((None, LOCATIONS, DEPTH))
+    assert clone.attention_score == "general"
     assert clone.sentinel and len(clone.weights) == len(decoder.weights)
     clone.set_weights(decoder.get_weights())
     np.testing.assert_allclose(clone(tokens, clone.prepare_memory(features))[0], logits, rtol=1e-5)
@@ -293,6 +324,8 @@ def test_errors_say_what_was_received():
         CaptionDecoder(VOCAB, dropout=1.5)
     with pytest.raises(ValueError, match="attention_query='next'"):
         CaptionDecoder(VOCAB, attention_query="next")
+    with pytest.raises(ValueError, match="attention_score='dot'"):
+        CaptionDecoder(VOCAB, attention_score="dot")
     with pytest.raises(ValueError, match="needs attention_query='current'"):
         CaptionDecoder(VOCAB, sentinel=True)
     with pytest.raises(ValueError, match=r"features_shape=\(None, 5\)"):

@@ -246,6 +246,7 @@ def test_keras_file_round_trip_keeps_weights(tmp_path):
         doubly_stochastic=0.5,
         attention_query="current",
         sentinel=True,
+        attention_score="general",
     )
     model.compile(optimizer="adam", loss=MaskedSparseCrossentropy(), metrics=[MaskedAccuracy()])
     images, caption_in, caption = _batch(rng)
@@ -258,6 +259,7 @@ def test_keras_file_round_trip_keeps_weights(tmp_path):
     # The reloaded nested encoder config holds lists where the original has tuples.
     assert reloaded.get_config() == json.loads(json.dumps(model.get_config()))
     assert reloaded.decoder.attention_query == "current" and reloaded.decoder.sentinel
+    assert reloaded.decoder.attention_score == "general"
     np.testing.assert_allclose(model(inputs), reloaded(inputs), rtol=1e-5, atol=1e-6)
     assert reloaded.optimizer.iterations.numpy() == 1
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from zoo.layers import AdditiveAttention
+from zoo.layers import AdditiveAttention, MultiplicativeAttention
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -24,7 +24,9 @@ class CaptionDecoder(keras.layers.Layer):
       over the `L` annotation vectors `a_i`, queried by the previous hidden
       state, and the context `z_t = sum_i alpha_ti a_i` (zoo's
       `AdditiveAttention`; `U a` is computed once per image by
-      `prepare_memory`);
+      `prepare_memory`), or with `attention_score="general"` Luong's
+      `softmax(h_{t-1}^T W_a a_i)` (`MultiplicativeAttention`, `W_a a` once
+      per image);
     - gate (section 4.2.1, `gate=True`): `z_t <- beta_t * z_t` with the scalar
       `beta_t = sigmoid(f_beta(h_{t-1}))`; this gated context is used
       everywhere below;
@@ -60,6 +62,10 @@ class CaptionDecoder(keras.layers.Layer):
             output vector.
         units: LSTM units `n`.
         attention_units: hidden size of the additive attention.
+        attention_score: `"additive"` (the paper's `v^T tanh(W h + U a + b)`)
+            or `"general"` (Luong et al. 2015's `h^T W_a a`, no `tanh` to
+            saturate; `attention_units` is then unused). Defaults to
+            `"additive"`.
         dropout: dropout rate on the deep output vector, before `L_o`.
         gate: whether the context is scaled by the gating scalar `beta_t`.
         output_previous_word: whether `E y_{t-1}` enters the deep output.
@@ -88,7 +94,8 @@ class CaptionDecoder(keras.layers.Layer):
 
     The state of a step is the tuple `(h, c)`, each `(batch_size, units)`. The
     memory is a dict `{"values": a (batch_size, L, D), "keys": U a
-    (batch_size, L, attention_units)}`. The decoder builds itself on the first
+    (batch_size, L, attention_units)}` (`W_a a`, `(batch_size, L, units)`,
+    with the general score). The decoder builds itself on the first
     `prepare_memory` call, or call `build((batch_size, L, D))`.
 
     Example:
@@ -110,6 +117,7 @@ class CaptionDecoder(keras.layers.Layer):
     """
 
     QUERIES = ("previous", "current")
+    SCORES = ("additive", "general")
 
     def __init__(
         self,
@@ -125,9 +133,15 @@ class CaptionDecoder(keras.layers.Layer):
         init_from_image: bool = True,
         attention_query: str = "previous",
         sentinel: bool = False,
+        attention_score: str = "additive",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if attention_score not in self.SCORES:
+            raise ValueError(
+                f"`attention_score` must be one of {self.SCORES}. "
+                f"Received: attention_score={attention_score!r}"
+            )
         if attention_query not in self.QUERIES:
             raise ValueError(
                 f"`attention_query` must be one of {self.QUERIES}. "
@@ -160,6 +174,7 @@ class CaptionDecoder(keras.layers.Layer):
         self.init_from_image = init_from_image
         self.attention_query = attention_query
         self.sentinel = sentinel
+        self.attention_score = attention_score
         self._activation = keras.activations.get(output_activation)
 
         policy = self.dtype_policy
@@ -168,7 +183,14 @@ class CaptionDecoder(keras.layers.Layer):
         )
         self.init_h = keras.layers.Dense(units, activation="tanh", name="init_h", dtype=policy)
         self.init_c = keras.layers.Dense(units, activation="tanh", name="init_c", dtype=policy)
-        self.attention_layer = AdditiveAttention(attention_units, name="attention", dtype=policy)
+        if attention_score == "additive":
+            self.attention_layer = AdditiveAttention(
+                attention_units, name="attention", dtype=policy
+            )
+        else:
+            self.attention_layer = MultiplicativeAttention(
+                "general", name="attention", dtype=policy
+            )
         self.beta_dense = (
             keras.layers.Dense(1, activation="sigmoid", name="beta_dense", dtype=policy)
             if gate
@@ -179,8 +201,11 @@ class CaptionDecoder(keras.layers.Layer):
             self.sentinel_gate = keras.layers.Dense(
                 units, activation="sigmoid", name="sentinel_gate", dtype=policy
             )
+            # Into the space of the scorer's keys: U a, or W_a a (the query's size).
             self.sentinel_key = keras.layers.Dense(
-                attention_units, name="sentinel_key", dtype=policy
+                attention_units if attention_score == "additive" else units,
+                name="sentinel_key",
+                dtype=policy,
             )
             self.sentinel_value = None  # maps into the annotation space: made in `build`
         self.hidden_to_output = keras.layers.Dense(
@@ -357,6 +382,7 @@ class CaptionDecoder(keras.layers.Layer):
                 "init_from_image": self.init_from_image,
                 "attention_query": self.attention_query,
                 "sentinel": self.sentinel,
+                "attention_score": self.attention_score,
             }
         )
         return config

@@ -110,6 +110,8 @@ class Captioner(keras.Model):
         embedding_dim: word embedding size (and deep output size).
         units: LSTM units.
         attention_units: hidden size of the additive attention.
+        attention_score: `"additive"` (the paper) or `"general"` (Luong's
+            `h^T W_a a`); see `CaptionDecoder`.
         dropout: dropout rate before the output layer.
         gate: the `beta` gate on the context (section 4.2.1).
         output_previous_word: `E y_{t-1}` in the deep output (Eq. 7).
@@ -177,6 +179,7 @@ class Captioner(keras.Model):
         init_from_image: bool = True,
         attention_query: str = "previous",
         sentinel: bool = False,
+        attention_score: str = "additive",
         doubly_stochastic: float = 1.0,
         coverage_loss: float = 0.0,
         **kwargs,
@@ -203,6 +206,7 @@ class Captioner(keras.Model):
         self.init_from_image = init_from_image
         self.attention_query = attention_query
         self.sentinel = sentinel
+        self.attention_score = attention_score
         self.doubly_stochastic = doubly_stochastic
         self.coverage_loss = coverage_loss
         self.decoder = CaptionDecoder(
@@ -218,6 +222,7 @@ class Captioner(keras.Model):
             init_from_image=init_from_image,
             attention_query=attention_query,
             sentinel=sentinel,
+            attention_score=attention_score,
             name="decoder",
             dtype=self.dtype_policy,
         )
@@ -330,6 +335,7 @@ class Captioner(keras.Model):
                 "init_from_image": self.init_from_image,
                 "attention_query": self.attention_query,
                 "sentinel": self.sentinel,
+                "attention_score": self.attention_score,
                 "doubly_stochastic": self.doubly_stochastic,
                 "coverage_loss": self.coverage_loss,
             }

@@ -205,7 +205,14 @@ CAPTIONING_SCHEMA = Section(
                 },
                 "embedding_dim": Field(int, 128, check=COUNT),
                 "units": Field(int, 256, check=COUNT, doc="LSTM units"),
-                "attention_units": Field(int, 256, check=COUNT),
+                "attention_units": Field(int, 256, check=COUNT, doc="additive score only"),
+                "attention_score": Field(
+                    str,
+                    "additive",
+                    choices=("additive", "general"),
+                    doc="additive: v^T tanh(W h + U a + b) (the paper); general: Luong's "
+                    "h^T W_a a, no tanh",
+                ),
                 "dropout": Field(float, 0.0, check=in_range(0, 1), doc="before the output layer"),
                 "gate": Field(bool, True, doc="the beta gate on the context (section 4.2.1)"),
                 "output_previous_word": Field(bool, True, doc="E y_{t-1} in the deep output"),
