@@ -31,6 +31,20 @@ def _inputs(rng, batch=3, length=5):
     return features, tokens
 
 
+def _assert_steps_match_scan(decoder, seed):
+    """`step` after `step` gives the teacher-forced call's logits and attention; returns those."""
+    features, tokens = _inputs(np.random.default_rng(seed))
+    memory = decoder.prepare_memory(features)
+    logits, attention = decoder(tokens, memory)
+    state = decoder.initial_state(memory)
+    for t in range(tokens.shape[1]):
+        step_logits, state, step_attention = decoder.step(tokens[:, t], state, memory)
+        assert step_logits.dtype == "float32"
+        np.testing.assert_allclose(step_logits, logits[:, t], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(step_attention, attention[:, t], rtol=1e-4, atol=1e-6)
+    return logits, attention
+
+
 def _weights(layer):
     return [np.asarray(w) for w in layer.weights]
 
@@ -59,19 +73,10 @@ def _sigmoid(x):
 def test_step_function_reproduces_teacher_forced_scan(
     gate, previous_word, context, query, sentinel
 ):
-    rng = np.random.default_rng(0)
     decoder = _decoder(gate, previous_word, context, attention_query=query, sentinel=sentinel)
-    features, tokens = _inputs(rng)
-    memory = decoder.prepare_memory(features)
-    logits, attention = decoder(tokens, memory)
+    logits, attention = _assert_steps_match_scan(decoder, 0)
     assert logits.shape == (3, 5, VOCAB) and logits.dtype == "float32"
     assert attention.shape == (3, 5, LOCATIONS)
-    state = decoder.initial_state(memory)
-    for t in range(tokens.shape[1]):
-        step_logits, state, step_attention = decoder.step(tokens[:, t], state, memory)
-        assert step_logits.dtype == "float32"
-        np.testing.assert_allclose(step_logits, logits[:, t], rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(step_attention, attention[:, t], rtol=1e-4, atol=1e-6)
     totals = np.asarray(attention).sum(-1)
     if sentinel:  # the sentinel takes its share
         assert np.all(totals < 1.0 - 1e-3)
@@ -80,15 +85,7 @@ def test_step_function_reproduces_teacher_forced_scan(
 
 
 def test_step_matches_scan_with_tanh_output_activation():
-    rng = np.random.default_rng(1)
-    decoder = _decoder(output_activation="tanh")
-    features, tokens = _inputs(rng)
-    memory = decoder.prepare_memory(features)
-    logits, _ = decoder(tokens, memory)
-    state = decoder.initial_state(memory)
-    for t in range(tokens.shape[1]):
-        step_logits, state, _ = decoder.step(tokens[:, t], state, memory)
-        np.testing.assert_allclose(step_logits, logits[:, t], rtol=1e-4, atol=1e-5)
+    _assert_steps_match_scan(_decoder(output_activation="tanh"), 1)
 
 
 def test_initial_state_comes_from_the_mean_annotation_vector():
@@ -256,15 +253,7 @@ def test_general_score_by_hand(query, sentinel):
         assert np.all(cells.sum(-1) < 1.0 - 1e-3)
         cells = cells / cells.sum(-1, keepdims=True)
     np.testing.assert_allclose(cells, expected, rtol=1e-4, atol=1e-6)
-    rng = np.random.default_rng(11)
-    features, tokens = _inputs(rng)
-    memory = decoder.prepare_memory(features)
-    logits, scan_attention = decoder(tokens, memory)
-    state = decoder.initial_state(memory)
-    for t in range(tokens.shape[1]):
-        step_logits, state, step_attention = decoder.step(tokens[:, t], state, memory)
-        np.testing.assert_allclose(step_logits, logits[:, t], rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(step_attention, scan_attention[:, t], rtol=1e-4, atol=1e-6)
+    _assert_steps_match_scan(decoder, 11)
 
 
 def test_sentinel_config_round_trip():

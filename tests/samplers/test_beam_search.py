@@ -53,9 +53,9 @@ def brute_force(decoder, state, memory, row, max_length, alpha=0.0, allowed=None
     return ranked
 
 
-def run_beam(decoder, state, memory, batch_size, max_length, **kwargs):
+def run_beam(decoder, state, memory, batch_size, max_length, step_fn=None, **kwargs):
     return beam_search(
-        decoder.step_fn,
+        step_fn or decoder.step_fn,
         state,
         memory,
         batch_size=batch_size,
@@ -187,14 +187,13 @@ def both_ways(decoder, state, memory, batch_size, max_length, **kwargs):
     outs, calls = {}, {}
     for stop in (False, True):
         step_fn, calls[stop] = counted(decoder.step_fn)
-        outs[stop] = beam_search(
-            step_fn,
+        outs[stop] = run_beam(
+            decoder,
             state,
             memory,
-            batch_size=batch_size,
-            start_id=START,
-            end_id=END,
-            max_length=max_length,
+            batch_size,
+            max_length,
+            step_fn=step_fn,
             beam_size=3,
             stop_at_best=stop,
             **kwargs,
