@@ -37,19 +37,20 @@ class CaptionDecoder(keras.layers.Layer):
 
     With `attention_query="current"` the step is Lu et al.'s (2017) spatial
     attention model instead: the LSTM reads `[E y_{t-1}; mean_i a_i]` first
-    (zeros for the mean with `init_from_image=False`),
-    giving `h_t, c_t`, and the attention is queried by that current `h_t`
-    (so is the gate), so the word about to be written steers where the
-    step looks, and `z_t` goes only to the deep output, not the recurrence.
-    With `sentinel=True` (and `"current"`) the step also has Lu et al.'s
-    visual sentinel, a vector `s_t = sigmoid(W_x x_t + W_h h_{t-1}) * tanh(c_t)`
-    made from what the LSTM remembers, scored as one more location: the
-    softmax runs over the `L` cells and the sentinel, and its weight
-    `beta_t` (the last one) is the share of the step taken from the language
-    model rather than the image, so a word like "a" or "of" need not look
-    anywhere. The context is then `sum_i alpha_ti a_i + beta_t W_v s_t`
-    (`W_v` maps the sentinel into the annotation space), and the attention
-    returned is the `alpha_ti` of the cells, which sum to `1 - beta_t`.
+    (zeros for the mean with `init_from_image=False`), giving `h_t, c_t`,
+    and the attention is queried by that current `h_t` (so is the gate), so
+    the word about to be written steers where the step looks, and `z_t`
+    goes only to the deep output, not the recurrence. With `sentinel=True`
+    (and `"current"`) the step also has Lu et al.'s visual sentinel, a
+    vector `s_t = sigmoid(W_x x_t + W_h h_{t-1}) * tanh(c_t)` made from what
+    the LSTM remembers, scored as one more location: the softmax runs over
+    the `L` cells and the sentinel, and the sentinel's weight (Lu et al.'s
+    `beta_t`, not the gate's) is the share of the step taken from the
+    language model rather than the image, so a word like "a" or "of" need
+    not look anywhere. The context is then `sum_i alpha_ti a_i + beta_t W_v
+    s_t` (`W_v` maps the sentinel into the annotation space), the gate
+    applies to it as a whole, and the attention returned is the `alpha_ti`
+    of the cells, which sum to `1 - beta_t`.
 
     The initial state (section 3.1.2) is `h_0 = tanh(f_init_h(mean_i a_i))`,
     `c_0 = tanh(f_init_c(mean_i a_i))`. With `init_from_image=False` it is
