@@ -65,7 +65,8 @@ def _penalty_by_hand(alpha, mask, weight):
     return weight * total / max(mask.sum(), 1)
 
 
-def test_doubly_stochastic_penalty_matches_a_hand_computation():
+def _hand_attention():
+    """Attention `(2 images, 3 steps, 3 locations)` and its mask (image 0's step 2 is padding)."""
     alpha = np.array(
         [
             [[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.9, 0.1, 0.0]],
@@ -73,7 +74,11 @@ def test_doubly_stochastic_penalty_matches_a_hand_computation():
         ],
         "float32",
     )
-    mask = np.array([[1, 1, 0], [1, 1, 1]], bool)
+    return alpha, np.array([[1, 1, 0], [1, 1, 1]], bool)
+
+
+def test_doubly_stochastic_penalty_matches_a_hand_computation():
+    alpha, mask = _hand_attention()
     # Image 0 over its 2 real steps: coverage (0.7, 0.8, 0.5) -> 0.09 + 0.04 + 0.25.
     # Image 1: coverage exactly 1 everywhere -> 0. Divided by the 5 real steps.
     expected = 0.5 * (0.09 + 0.04 + 0.25) / 5
@@ -144,14 +149,7 @@ def test_with_the_sentinel_the_attention_losses_read_where_not_how_much():
 
 
 def test_coverage_loss_matches_a_hand_computation():
-    alpha = np.array(
-        [
-            [[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [0.9, 0.1, 0.0]],
-            [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
-        ],
-        "float32",
-    )
-    mask = np.array([[1, 1, 0], [1, 1, 1]], bool)
+    alpha, mask = _hand_attention()
     # Image 0: step 1 against step 0's (0.5, 0.5, 0) -> 0.2 + 0.3 + 0; step 2 is padding.
     # Image 1 looks somewhere new at every step -> 0. Divided by the 5 real steps.
     np.testing.assert_allclose(float(coverage_loss(alpha, mask, 2.0)), 2.0 * 0.5 / 5, rtol=1e-5)
